@@ -1,0 +1,97 @@
+//! The one-shot commands that help people write a mapping: `--check-config` prints what the
+//! settings and the mapping amount to, `--render FILE` shows the metrics a saved document gives.
+//! Neither touches the network.
+
+use std::io::Read;
+
+use crate::config::Config;
+use crate::exposition;
+use crate::log;
+use crate::mapping;
+
+/// Where the mapping comes from, for the start-up line and `--check-config`.
+pub fn mapping_source(config: &Config) -> String {
+    let count = config.mapping.metrics.len();
+    match &config.mapping_file {
+        Some(path) => format!("{} ({count} metrics)", path.display()),
+        None => format!("built-in ({count} metrics)"),
+    }
+}
+
+/// The `--check-config` report.
+pub fn summary(config: &Config) -> String {
+    let mut out = String::new();
+    let listen = config
+        .listen_address
+        .map_or_else(|| "all interfaces".to_string(), |ip| ip.to_string());
+    out += "settings are valid\n";
+    out += &format!(
+        "  target:        {}{}\n",
+        config.target,
+        if config.demo {
+            " (replaced by the demo target)"
+        } else {
+            ""
+        }
+    );
+    out += &format!(
+        "  interval:      {:?}\n  timeout:       {:?}\n",
+        config.interval, config.timeout
+    );
+    out += &format!("  max document:  {} bytes\n", config.max_body_bytes);
+    out += &format!("  listen:        {listen} port {}\n", config.port);
+    out += &format!(
+        "  openmetrics:   {}\n",
+        if config.openmetrics {
+            "when asked for"
+        } else {
+            "off"
+        }
+    );
+    out += &format!("  mapping:       {}\n", mapping_source(config));
+    for metric in &config.mapping.metrics {
+        let kind = match &metric.kind {
+            mapping::MetricKind::Gauge => "gauge".to_string(),
+            mapping::MetricKind::Counter => "counter".to_string(),
+            mapping::MetricKind::Enum { states, .. } => format!("enum of {}", states.len()),
+            mapping::MetricKind::Info => "info".to_string(),
+        };
+        let each = metric
+            .each
+            .as_deref()
+            .map_or_else(String::new, |e| format!(" for each of {e}"));
+        let path = metric
+            .path
+            .as_deref()
+            .map_or_else(String::new, |p| format!(" from {p:?}"));
+        out += &format!("    {} ({kind}){path}{each}\n", metric.name);
+    }
+    out
+}
+
+/// `--render FILE`: applies the mapping to a saved document and prints the text format.
+pub fn render(config: &Config, file: &str) -> Result<(), String> {
+    let mut text = Vec::new();
+    let read = if file == "-" {
+        std::io::stdin().read_to_end(&mut text).map(|_| ())
+    } else {
+        std::fs::read(file).map(|bytes| text = bytes)
+    };
+    read.map_err(|e| format!("--render: cannot read {file}: {e}"))?;
+    let doc: serde_json::Value = serde_json::from_slice(&text)
+        .map_err(|e| format!("--render: {file} is not a JSON document: {e}"))?;
+    let applied = mapping::apply(&config.mapping, &doc);
+    for (metric, skipped) in config.mapping.metrics.iter().zip(&applied.errors) {
+        if let Some(first) = &skipped.first {
+            log::warn!(
+                "mapping: {}: {} sample(s) skipped, first: {first}",
+                metric.name,
+                skipped.count
+            );
+        }
+    }
+    let mut out = String::new();
+    exposition::render(&applied.families, exposition::Format::Text, &mut out);
+    print!("{out}");
+    Ok(())
+}

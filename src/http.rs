@@ -1,0 +1,692 @@
+//! A small, bounded HTTP/1.1 server on `std::net`: the accept loop, one thread per connection,
+//! request framing (parsed with `httparse`), keep-alive and pipelining, timeouts, and the bytes of
+//! each response.
+//!
+//! Everything a client controls is bounded: connections by [`Limits::max_connections`], memory
+//! by a fixed read buffer of [`Limits::max_head_bytes`] per connection, and time by the header,
+//! idle and write timeouts. It knows nothing about routes, metrics, content types or what the
+//! handler does: the caller hands [`serve`] a function from [`Request`] to [`Response`], and this
+//! file owns the framing headers (`Content-Length`, `Connection`, `Date`) around it.
+//!
+//! Deliberate choices, all answered with the error and `Connection: close`:
+//! - request bodies are never given to the handler: a `Content-Length` body up to
+//!   [`Limits::max_body_bytes`] is read and discarded, a larger one gets 413, and any
+//!   `Transfer-Encoding` gets 411 (we take no chunked bodies);
+//! - the target must be origin-form (`/path?query`) or absolute-form (`http://host/path`, reduced
+//!   to its path); `OPTIONS *`, `CONNECT host:port`, HTTP/0.9 and anything else get 400;
+//! - non-ASCII bytes in the target or in a header value get 400 (every value the handler sees is
+//!   ASCII);
+//! - a missing `Host` header is accepted (RFC 9112 asks for 400): the exporter serves a single
+//!   host, and hand-written health checks often leave it out.
+
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// What the server allows a client. Every field bounds a resource a client could otherwise hold.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    /// Connections served at once. Past it, a new connection gets a canned 503 written without
+    /// blocking and is closed. Default 64: Prometheus keeps one connection per scraper, so a few
+    /// scrapers and a person with curl use a handful; 64 threads cost about 64 × (stack touched
+    /// + `max_head_bytes`), around 2 MiB.
+    pub max_connections: usize,
+    /// Request line plus headers, in bytes; also the size of each connection's read buffer.
+    /// Past it: 414 when the request line alone does not fit, 431 otherwise, then close.
+    /// Default 16 KiB: a Prometheus scrape sends about 300 bytes, and 16 KiB leaves room for a
+    /// browser with cookies or a proxy's extra headers (nginx and Apache allow 8 KiB per line).
+    pub max_head_bytes: usize,
+    /// Time for a whole request head (and body, if any) to arrive, counted from its first byte,
+    /// or from the accept for the first request of a connection: a slow client (slowloris) is
+    /// answered 408 and dropped when it runs out. Default 10 s: a scraper sends its head in one
+    /// packet, so only a very slow link comes near it, and it frees a held slot quickly.
+    pub header_timeout: Duration,
+    /// Time a keep-alive connection may sit between a response and the first byte of the next
+    /// request; then it is closed without a word. Default 75 s (nginx's default): longer than
+    /// Prometheus' default 1 minute scrape interval, so a scraper keeps its connection from one
+    /// scrape to the next (Prometheus itself keeps idle connections 5 minutes) instead of paying
+    /// a new handshake each time. Closing one earlier is harmless: the client reconnects.
+    pub idle_timeout: Duration,
+    /// Time to hand a whole response to the kernel; a client that does not read it is dropped.
+    /// Default 10 s: Prometheus' default scrape timeout, after which it has given up anyway.
+    pub write_timeout: Duration,
+    /// Largest request body read (and discarded: no route takes one). A larger
+    /// `Content-Length` gets 413 and close. Default 64 KiB: bodies are read through a small
+    /// stack buffer, so this costs time (within `header_timeout`), never memory.
+    pub max_body_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_connections: 64,
+            max_head_bytes: 16 * 1024,
+            header_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(75),
+            write_timeout: Duration::from_secs(10),
+            max_body_bytes: 64 * 1024,
+        }
+    }
+}
+
+/// One request as the handler sees it, borrowed from the connection's read buffer.
+#[derive(Debug)]
+pub struct Request<'a> {
+    /// As sent, case-sensitive (`GET`, `HEAD`, ...). The handler is called for `HEAD` too; the
+    /// server drops the body it returns.
+    pub method: &'a str,
+    /// The target's path without the query string, not percent-decoded: `/metrics` for
+    /// `GET /metrics?x=1` and for `GET http://host:9100/metrics`. Always starts with `/`.
+    pub path: &'a str,
+    headers: &'a [httparse::Header<'a>],
+}
+
+impl Request<'_> {
+    /// The value of the first header called `name` (case-insensitive), without surrounding
+    /// whitespace. Values are always ASCII: the server refuses any other request with 400.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        let header = self
+            .headers
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case(name))?;
+        std::str::from_utf8(header.value).ok()
+    }
+}
+
+/// What the handler answers. The server adds `Content-Length`, `Date`, and `Connection` when
+/// needed, and drops any `Content-Length`, `Transfer-Encoding` or `Connection` the handler sets.
+/// A status outside 200-599 is sent as 500; 204 and 304 are sent without a body. Control
+/// characters in header values are replaced by spaces, so a value can never split the response.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(&'static str, String)>,
+    pub body: Vec<u8>,
+}
+
+/// Serves `listener` forever on the calling thread and never returns: no error ends the loop.
+///
+/// Each accepted connection gets `TCP_NODELAY` and its own thread (named `http`, with a
+/// [`STACK_BYTES`] stack, which `handle` runs on) while fewer than `limits.max_connections` are
+/// open; past that it is answered 503 from this thread without blocking. Failures of `accept`
+/// (out of file descriptors, a client gone before the accept) and of thread creation are retried
+/// or end only that connection, with at most one line on stderr per burst. A panic in `handle` is
+/// answered 500 and the connection goes on; this relies on `panic = "unwind"`, the default.
+pub fn serve<F>(listener: TcpListener, limits: Limits, handle: F) -> !
+where
+    F: Fn(&Request) -> Response + Send + Sync + 'static,
+{
+    // A listener left non-blocking would make every accept fail with WouldBlock.
+    let _ = listener.set_nonblocking(false);
+    let limits = Arc::new(limits);
+    let handle = Arc::new(handle);
+    let open = Arc::new(AtomicUsize::new(0));
+    let mut accept_failures = Burst::default();
+    let mut refusals = Burst::default();
+    let mut spawn_failures = Burst::default();
+    loop {
+        let stream = match listener.accept() {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                // A client that reset before we accepted it, or a signal: nothing to wait for.
+                if !matches!(
+                    e.kind(),
+                    io::ErrorKind::ConnectionAborted | io::ErrorKind::Interrupted
+                ) {
+                    if accept_failures.starts() {
+                        eprintln!("status-exporter: cannot accept connections: {e}; retrying");
+                    }
+                    thread::sleep(ACCEPT_RETRY);
+                }
+                continue;
+            }
+        };
+        accept_failures.ends();
+        // Only this thread increments `open`, so the count cannot grow between check and take.
+        if open.load(Ordering::Acquire) >= limits.max_connections {
+            if refusals.starts() {
+                eprintln!(
+                    "status-exporter: {} connections open, the limit; answering new ones 503",
+                    limits.max_connections
+                );
+            }
+            refuse(stream);
+            continue;
+        }
+        refusals.ends();
+        let _ = stream.set_nodelay(true);
+        let accepted = Instant::now();
+        let slot = Slot::take(&open);
+        let limits = Arc::clone(&limits);
+        let handle = Arc::clone(&handle);
+        let spawned = thread::Builder::new()
+            .name("http".to_string())
+            .stack_size(STACK_BYTES)
+            .spawn(move || {
+                let _slot = slot;
+                connection(stream, accepted, &limits, &*handle);
+            });
+        // On failure the closure is dropped here: that closes the stream and frees the slot.
+        match spawned {
+            Ok(_) => spawn_failures.ends(),
+            Err(e) => {
+                if spawn_failures.starts() {
+                    eprintln!("status-exporter: cannot start a connection thread: {e}; dropping connections until it works");
+                }
+            }
+        }
+    }
+}
+
+/// Stack of each connection thread, which the handler runs on. Only touched pages cost memory;
+/// 256 KiB leaves room for the handler and for the default panic hook, which walks and
+/// symbolizes the stack when `RUST_BACKTRACE` is set.
+pub const STACK_BYTES: usize = 256 * 1024;
+/// Pause after a failed accept (out of file descriptors, ...), so the loop does not spin.
+const ACCEPT_RETRY: Duration = Duration::from_millis(50);
+/// Least time between two log lines about the same kind of trouble.
+const LOG_INTERVAL: Duration = Duration::from_secs(60);
+/// Headers in one request; more get 431. A scrape sends about 6.
+const MAX_HEADERS: usize = 64;
+/// How long a closing connection keeps reading (and dropping) what the client still sends, so
+/// that the kernel closes with FIN and the client can read our last response, not a reset.
+const LINGER: Duration = Duration::from_secs(1);
+/// How much a closing connection reads at most while lingering.
+const LINGER_BYTES: usize = 256 * 1024;
+/// Written to connections past `max_connections`. Fits any empty socket buffer in one write.
+const REFUSAL: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 24\r\nConnection: close\r\n\r\n503 Service Unavailable\n";
+
+/// A run of the same failure, logged once when it starts (and at most once per
+/// [`LOG_INTERVAL`], so a failure that comes and goes does not flood the log).
+#[derive(Default)]
+struct Burst {
+    on: bool,
+    last_report: Option<Instant>,
+}
+
+impl Burst {
+    /// Notes one failure; true when it starts a burst that should be logged.
+    fn starts(&mut self) -> bool {
+        if self.on {
+            return false;
+        }
+        self.on = true;
+        let due = self
+            .last_report
+            .map_or(true, |t| t.elapsed() >= LOG_INTERVAL);
+        if due {
+            self.last_report = Some(Instant::now());
+        }
+        due
+    }
+
+    fn ends(&mut self) {
+        self.on = false;
+    }
+}
+
+/// One counted connection; gives its place back when dropped, even by a panic.
+struct Slot(Arc<AtomicUsize>);
+
+impl Slot {
+    fn take(open: &Arc<AtomicUsize>) -> Slot {
+        open.fetch_add(1, Ordering::AcqRel);
+        Slot(Arc::clone(open))
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Answers a connection past the limit from the accept thread without ever blocking on it.
+fn refuse(stream: TcpStream) {
+    if stream.set_nonblocking(true).is_err() {
+        return;
+    }
+    let _ = (&stream).write(REFUSAL);
+    // Read what the client already sent, so that closing sends FIN rather than a reset that
+    // could discard the 503 (best effort: more may still be on its way).
+    let mut scratch = [0u8; 1024];
+    for _ in 0..8 {
+        match (&stream).read(&mut scratch) {
+            Ok(n) if n > 0 => {}
+            _ => break,
+        }
+    }
+    let _ = stream.shutdown(Shutdown::Write);
+}
+
+/// Serves requests on one connection until either side closes or a limit is hit.
+fn connection<F>(stream: TcpStream, accepted: Instant, limits: &Limits, handle: &F)
+where
+    F: Fn(&Request) -> Response,
+{
+    let mut buf = vec![0u8; limits.max_head_bytes.max(1)];
+    // buf[..filled] holds bytes read but not consumed: the start of the next request(s).
+    let mut filled = 0;
+    // The first request must arrive within header_timeout of the accept.
+    let mut deadline = accepted + limits.header_timeout;
+    loop {
+        // The head of the next request.
+        let head_len = loop {
+            match head_length(&buf[..filled]) {
+                Head::Complete(n) => break n,
+                Head::Invalid(status) => return finish(stream, status, false, limits),
+                Head::Partial if filled == buf.len() => {
+                    let status = if line_fits(&buf[..filled]) { 431 } else { 414 };
+                    return finish(stream, status, false, limits);
+                }
+                Head::Partial => match read_some(&stream, &mut buf[filled..], deadline) {
+                    Received::Data(n) => filled += n,
+                    Received::TimedOut if filled > 0 => {
+                        // Best effort: a slow client gets a reason, then is dropped at once.
+                        let bytes = render(&error_response(408), false, Some("close"));
+                        let _ = write_all(
+                            &stream,
+                            &bytes,
+                            Instant::now() + LINGER.min(limits.write_timeout),
+                        );
+                        return;
+                    }
+                    Received::TimedOut | Received::Closed => return,
+                },
+            }
+        };
+
+        let (response, close, consumed) = {
+            let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+            let mut parsed = httparse::Request::new(&mut headers);
+            // Parsed once more to borrow the request for the handler; cannot fail, as the same
+            // bytes parsed complete above, but a bug here must not panic on client input.
+            if !matches!(
+                parsed.parse(&buf[..head_len]),
+                Ok(httparse::Status::Complete(_))
+            ) {
+                return finish(stream, 400, false, limits);
+            }
+            let head_only = parsed.method == Some("HEAD");
+            let frame = match framing(&parsed, limits) {
+                Ok(frame) => frame,
+                Err(status) => return finish(stream, status, head_only, limits),
+            };
+            let Some(path) = parsed.path.and_then(path_of) else {
+                return finish(stream, 400, head_only, limits);
+            };
+            // Read and drop the body. Bytes already buffered are skipped in place; the rest is
+            // read from the socket, never past the body, so pipelined requests stay intact.
+            let buffered = (filled - head_len).min(frame.body_len);
+            let mut missing = frame.body_len - buffered;
+            if missing > 0 && frame.expect_continue {
+                if !write_all(
+                    &stream,
+                    b"HTTP/1.1 100 Continue\r\n\r\n",
+                    Instant::now() + limits.write_timeout,
+                ) {
+                    return;
+                }
+            }
+            let mut scratch = [0u8; 4096];
+            while missing > 0 {
+                let want = missing.min(scratch.len());
+                match read_some(&stream, &mut scratch[..want], deadline) {
+                    Received::Data(n) => missing -= n,
+                    Received::TimedOut | Received::Closed => return,
+                }
+            }
+            let request = Request {
+                method: parsed.method.unwrap_or(""),
+                path,
+                headers: parsed.headers,
+            };
+            let response = match panic::catch_unwind(AssertUnwindSafe(|| handle(&request))) {
+                Ok(response) => response,
+                Err(_) => error_response(500),
+            };
+            let connection = match (frame.close, frame.announce_keep_alive) {
+                (true, _) => Some("close"),
+                (false, true) => Some("keep-alive"),
+                (false, false) => None,
+            };
+            let bytes = render(&response, head_only, connection);
+            (bytes, frame.close, head_len + buffered)
+        };
+
+        if !write_all(&stream, &response, Instant::now() + limits.write_timeout) {
+            return;
+        }
+        if close {
+            return linger(stream);
+        }
+        buf.copy_within(consumed..filled, 0);
+        filled -= consumed;
+        if filled == 0 {
+            // Idle until the next request starts, then give it header_timeout from there.
+            match read_some(&stream, &mut buf, Instant::now() + limits.idle_timeout) {
+                Received::Data(n) => filled = n,
+                Received::TimedOut | Received::Closed => return,
+            }
+        }
+        deadline = Instant::now() + limits.header_timeout;
+    }
+}
+
+/// Where parsing the bytes read so far stands.
+#[derive(Debug, PartialEq)]
+enum Head {
+    /// The head is this many bytes long (leading empty lines included).
+    Complete(usize),
+    /// More bytes are needed.
+    Partial,
+    /// The bytes can never become a request we serve; answer this status and close.
+    Invalid(u16),
+}
+
+fn head_length(bytes: &[u8]) -> Head {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    match httparse::Request::new(&mut headers).parse(bytes) {
+        Ok(httparse::Status::Complete(n)) => Head::Complete(n),
+        Ok(httparse::Status::Partial) => Head::Partial,
+        Err(httparse::Error::TooManyHeaders) => Head::Invalid(431),
+        Err(_) => Head::Invalid(400),
+    }
+}
+
+/// Whether a full buffer holds a complete request line (so the headers are too long: 431)
+/// rather than part of one (the target is too long: 414).
+fn line_fits(bytes: &[u8]) -> bool {
+    let start = bytes
+        .iter()
+        .position(|&b| b != b'\r' && b != b'\n')
+        .unwrap_or(bytes.len());
+    bytes[start..].contains(&b'\n')
+}
+
+/// How a request is framed and whether the connection stays open after it.
+#[derive(Debug, PartialEq)]
+struct Frame {
+    body_len: usize,
+    expect_continue: bool,
+    /// Close after the response: asked by the client, or HTTP/1.0 without keep-alive.
+    close: bool,
+    /// HTTP/1.0 with `Connection: keep-alive`: the response must say it keeps the connection.
+    announce_keep_alive: bool,
+}
+
+/// Checks what the server relies on in a parsed head; `Err` is the status to answer with
+/// before closing.
+fn framing(request: &httparse::Request, limits: &Limits) -> Result<Frame, u16> {
+    let version = request.version.unwrap_or(0);
+    if !request.path.unwrap_or("").is_ascii() || !request.headers.iter().all(|h| h.value.is_ascii())
+    {
+        return Err(400);
+    }
+    let mut body_len: Option<u64> = None;
+    let (mut close, mut keep_alive, mut expect_continue) = (false, false, false);
+    for header in request.headers.iter() {
+        // ASCII checked above, so this is the whole value.
+        let value = std::str::from_utf8(header.value).unwrap_or("");
+        let name = header.name;
+        if name.eq_ignore_ascii_case("transfer-encoding") {
+            return Err(411);
+        } else if name.eq_ignore_ascii_case("content-length") {
+            if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(400);
+            }
+            // All digits: the only possible error is overflow, which is too large anyway.
+            let len = value.parse::<u64>().unwrap_or(u64::MAX);
+            if body_len.is_some_and(|seen| seen != len) {
+                return Err(400);
+            }
+            body_len = Some(len);
+        } else if name.eq_ignore_ascii_case("connection") {
+            for token in value.split(',').map(str::trim) {
+                close |= token.eq_ignore_ascii_case("close");
+                keep_alive |= token.eq_ignore_ascii_case("keep-alive");
+            }
+        } else if name.eq_ignore_ascii_case("expect") {
+            expect_continue = version == 1 && value.eq_ignore_ascii_case("100-continue");
+        }
+    }
+    let body_len = body_len.unwrap_or(0);
+    if body_len > limits.max_body_bytes as u64 {
+        return Err(413);
+    }
+    Ok(Frame {
+        // Fits: at most max_body_bytes, a usize.
+        body_len: body_len as usize,
+        expect_continue,
+        close: close || (version == 0 && !keep_alive),
+        announce_keep_alive: version == 0 && keep_alive && !close,
+    })
+}
+
+/// The path of a request target without its query: origin-form as is, absolute-form
+/// (`http://host/path`) without scheme and authority. `None` for any other form.
+fn path_of(target: &str) -> Option<&str> {
+    let path = if target.starts_with('/') {
+        target
+    } else {
+        let scheme_len = ["http://", "https://"]
+            .iter()
+            .find(|s| {
+                target
+                    .get(..s.len())
+                    .is_some_and(|t| t.eq_ignore_ascii_case(s))
+            })?
+            .len();
+        let rest = &target[scheme_len..];
+        match rest.find(['/', '?']) {
+            Some(i) if rest.as_bytes()[i] == b'/' => &rest[i..],
+            _ => "/",
+        }
+    };
+    Some(path.split('?').next().unwrap_or(path))
+}
+
+/// The whole response, head and body, as one buffer for one write. `head_only` leaves the body
+/// out (HEAD) but keeps its `Content-Length`; `connection` is the `Connection` header, if any.
+fn render(response: &Response, head_only: bool, connection: Option<&str>) -> Vec<u8> {
+    use std::fmt::Write as _;
+    let status = if (200..=599).contains(&response.status) {
+        response.status
+    } else {
+        500
+    };
+    let bodyless = status == 204 || status == 304;
+    let mut head = String::with_capacity(256);
+    let _ = write!(head, "HTTP/1.1 {status} {}\r\n", reason(status));
+    if let Ok(now) = SystemTime::now().duration_since(UNIX_EPOCH) {
+        let _ = write!(head, "Date: {}\r\n", http_date(now.as_secs()));
+    }
+    for (name, value) in &response.headers {
+        let owned = ["content-length", "transfer-encoding", "connection"];
+        if owned.iter().any(|o| name.eq_ignore_ascii_case(o)) || !is_token(name) {
+            continue;
+        }
+        head.push_str(name);
+        head.push_str(": ");
+        head.extend(
+            value
+                .chars()
+                .map(|c| if c.is_control() && c != '\t' { ' ' } else { c }),
+        );
+        head.push_str("\r\n");
+    }
+    if !bodyless {
+        let _ = write!(head, "Content-Length: {}\r\n", response.body.len());
+    }
+    if let Some(connection) = connection {
+        let _ = write!(head, "Connection: {connection}\r\n");
+    }
+    head.push_str("\r\n");
+    let body: &[u8] = if head_only || bodyless {
+        &[]
+    } else {
+        &response.body
+    };
+    let mut bytes = Vec::with_capacity(head.len() + body.len());
+    bytes.extend_from_slice(head.as_bytes());
+    bytes.extend_from_slice(body);
+    bytes
+}
+
+fn is_token(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+/// The response the server itself sends for a status: the reason phrase as a short text body.
+fn error_response(status: u16) -> Response {
+    Response {
+        status,
+        headers: vec![("Content-Type", "text/plain; charset=utf-8".to_string())],
+        body: format!("{status} {}\n", reason(status)).into_bytes(),
+    }
+}
+
+/// The reason phrase of a status (RFC 9110); empty for one we do not list, which is valid.
+fn reason(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        204 => "No Content",
+        301 => "Moved Permanently",
+        302 => "Found",
+        304 => "Not Modified",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        406 => "Not Acceptable",
+        408 => "Request Timeout",
+        411 => "Length Required",
+        413 => "Content Too Large",
+        414 => "URI Too Long",
+        415 => "Unsupported Media Type",
+        429 => "Too Many Requests",
+        431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
+        501 => "Not Implemented",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Gateway Timeout",
+        _ => "",
+    }
+}
+
+/// An IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`) from seconds since the Unix epoch.
+fn http_date(secs: u64) -> String {
+    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let days = secs / 86_400;
+    let (hour, minute, second) = (secs % 86_400 / 3600, secs % 3600 / 60, secs % 60);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's `civil_from_days`), in eras of
+    // 400 years starting on March 1st of year 0.
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z % 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + u64::from(month <= 2);
+    format!(
+        "{}, {day:02} {} {year} {hour:02}:{minute:02}:{second:02} GMT",
+        DAYS[(days % 7) as usize],
+        MONTHS[(month - 1) as usize],
+    )
+}
+
+/// The outcome of one read.
+enum Received {
+    Data(usize),
+    /// The deadline passed first.
+    TimedOut,
+    /// End of stream or an error: either way the connection is over.
+    Closed,
+}
+
+/// Reads what is available into `buf` (never empty), waiting until `deadline` at most.
+fn read_some(stream: &TcpStream, buf: &mut [u8], deadline: Instant) -> Received {
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Received::TimedOut;
+        }
+        if stream.set_read_timeout(Some(left)).is_err() {
+            return Received::Closed;
+        }
+        match (&*stream).read(buf) {
+            Ok(0) => return Received::Closed,
+            Ok(n) => return Received::Data(n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) => {}
+            Err(_) => return Received::Closed,
+        }
+    }
+}
+
+/// Writes all of `bytes` by `deadline`; false if the client did not take them in time or
+/// went away. A response fits the socket buffer in one write unless it is large.
+fn write_all(stream: &TcpStream, mut bytes: &[u8], deadline: Instant) -> bool {
+    while !bytes.is_empty() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() || stream.set_write_timeout(Some(left)).is_err() {
+            return false;
+        }
+        match (&*stream).write(bytes) {
+            Ok(0) => return false,
+            Ok(n) => bytes = &bytes[n..],
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) => {}
+            Err(_) => return false,
+        }
+    }
+    true
+}
+
+/// Answers `status` with `Connection: close`, then closes.
+fn finish(stream: TcpStream, status: u16, head_only: bool, limits: &Limits) {
+    let bytes = render(&error_response(status), head_only, Some("close"));
+    if write_all(&stream, &bytes, Instant::now() + limits.write_timeout) {
+        linger(stream);
+    }
+}
+
+/// Closes after a last response: stop sending, then read and drop what the client still sends
+/// (bounded by [`LINGER`] and [`LINGER_BYTES`]) so that the close does not reset the
+/// connection before the client has read the response.
+fn linger(stream: TcpStream) {
+    if stream.shutdown(Shutdown::Write).is_err() {
+        return;
+    }
+    let deadline = Instant::now() + LINGER;
+    let mut scratch = [0u8; 4096];
+    let mut drained = 0;
+    while drained < LINGER_BYTES {
+        match read_some(&stream, &mut scratch, deadline) {
+            Received::Data(n) => drained += n,
+            Received::TimedOut | Received::Closed => return,
+        }
+    }
+}

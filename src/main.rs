@@ -1,0 +1,138 @@
+//! status-exporter: polls a JSON status page and serves its values as Prometheus metrics.
+//!
+//! `main` maps the outcome of [`run`] to an exit code; `run` wires the parts together: parse
+//! the settings, bind the port, start the poller thread, serve. See ARCHITECTURE.md.
+
+mod commands;
+mod config;
+mod demo;
+mod exposition;
+mod http;
+mod log;
+mod mapping;
+mod poll;
+mod process;
+mod server;
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener};
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+
+use config::{Command, Config, Target};
+
+fn main() -> ExitCode {
+    let command = config::parse(std::env::args_os().skip(1).collect(), |name| {
+        std::env::var(name).ok()
+    });
+    let result = match command {
+        Err(e) => {
+            log::error!("{e}");
+            return ExitCode::from(2);
+        }
+        Ok(Command::Help) => {
+            print!("{}", config::HELP);
+            Ok(())
+        }
+        Ok(Command::Version) => {
+            println!("status-exporter {}", config::VERSION);
+            Ok(())
+        }
+        Ok(Command::CheckConfig(config)) => {
+            print!("{}", commands::summary(&config));
+            Ok(())
+        }
+        Ok(Command::Render(config, file)) => {
+            commands::render(&config, &file).map_err(StartError::Render)
+        }
+        Ok(Command::Serve(config)) => run(config),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            log::error!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Why the exporter could not start (exit 1).
+#[derive(Debug)]
+enum StartError {
+    Bind(SocketAddr, std::io::Error),
+    Demo(std::io::Error),
+    Thread(std::io::Error),
+    /// `--render` could not read or parse its document.
+    Render(String),
+}
+
+impl fmt::Display for StartError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StartError::Bind(addr, e) if e.kind() == std::io::ErrorKind::AddrInUse => write!(
+                f,
+                "cannot listen on {addr}: the port is already in use; stop the other process or set EXPORTER_PORT"
+            ),
+            StartError::Bind(addr, e) => write!(f, "cannot listen on {addr}: {e} (check LISTEN_ADDRESS and EXPORTER_PORT)"),
+            StartError::Demo(e) => write!(f, "cannot start the demo target: {e}"),
+            StartError::Thread(e) => write!(f, "cannot start the poller thread: {e}"),
+            StartError::Render(e) => f.write_str(e),
+        }
+    }
+}
+
+fn run(mut config: Config) -> Result<(), StartError> {
+    if config.demo {
+        let addr = demo::start().map_err(StartError::Demo)?;
+        config.target = Target {
+            host: addr.ip().to_string(),
+            port: addr.port(),
+            path: "/status".into(),
+        };
+    }
+    let listener = bind(config.listen_address, config.port)?;
+    let local = listener.local_addr().map_err(|e| {
+        StartError::Bind(
+            SocketAddr::new(Ipv6Addr::UNSPECIFIED.into(), config.port),
+            e,
+        )
+    })?;
+    let poller = poll::Poller::new(&config);
+    let shared: poll::Shared = Arc::new(Mutex::new(Arc::new(poller.snapshot())));
+    let interval = config.interval;
+    let for_poller = Arc::clone(&shared);
+    std::thread::Builder::new()
+        .name("poller".into())
+        .spawn(move || poll::run(poller, interval, for_poller))
+        .map_err(StartError::Thread)?;
+    log::info!(
+        "status-exporter {} listening on {local}; polling {}{} every {:?} (timeout {:?}, at most {} bytes); mapping: {}; OpenMetrics: {}",
+        config::VERSION,
+        config.target,
+        if config.demo { " (demo target)" } else { "" },
+        config.interval,
+        config.timeout,
+        config.max_body_bytes,
+        commands::mapping_source(&config),
+        if config.openmetrics { "when asked for" } else { "off" },
+    );
+    server::serve(listener, shared, config.openmetrics)
+}
+
+/// Binds the given address, or all interfaces: IPv6 and IPv4 where the host has IPv6,
+/// IPv4 alone where it has not.
+fn bind(address: Option<IpAddr>, port: u16) -> Result<TcpListener, StartError> {
+    let try_bind = |ip: IpAddr| {
+        let addr = SocketAddr::new(ip, port);
+        TcpListener::bind(addr).map_err(|e| StartError::Bind(addr, e))
+    };
+    match address {
+        Some(ip) => try_bind(ip),
+        None => match try_bind(Ipv6Addr::UNSPECIFIED.into()) {
+            Err(StartError::Bind(_, e)) if e.kind() != std::io::ErrorKind::AddrInUse => {
+                try_bind(Ipv4Addr::UNSPECIFIED.into())
+            }
+            other => other,
+        },
+    }
+}

@@ -1,0 +1,907 @@
+//! The mapping: which value of the target's JSON document becomes which metric.
+//!
+//! Owns the mapping model ([`Mapping`], [`Metric`]), its JSON file format with validation
+//! ([`parse`]), the built-in default (the Python tutorial exporter's four metrics, shipped as
+//! `scripts/mappings/tutorial/mapping.json`) and [`apply`], which turns a document into
+//! families. Only this module knows the shape of the target's JSON. It knows nothing about HTTP,
+//! files on disk or how families are rendered.
+
+use std::collections::HashSet;
+use std::fmt;
+
+use serde_json::{Map, Value};
+
+use crate::exposition::{Family, Kind};
+
+/// The built-in mapping: the tutorial exporter's metrics, names, HELP texts and states.
+pub const BUILTIN: &str = include_str!("../scripts/mappings/tutorial/mapping.json");
+
+/// Prefixes of the metrics the exporter itself serves; mapped metrics may not use them.
+pub const RESERVED_PREFIXES: [&str; 2] = ["status_exporter_", "process_"];
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Mapping {
+    pub metrics: Vec<Metric>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Metric {
+    pub name: String,
+    pub help: String,
+    pub kind: MetricKind,
+    /// JSON Pointer to the value, relative to the element when `each` is set. None for info.
+    pub path: Option<String>,
+    /// JSON Pointer to an array or object: one sample per element.
+    pub each: Option<String>,
+    /// Label name and where its value comes from, sorted by label name.
+    pub labels: Vec<(String, Source)>,
+    /// Strings (and `"true"`/`"false"` for booleans) mapped to numbers.
+    pub value_map: Vec<(String, f64)>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum MetricKind {
+    Gauge,
+    Counter,
+    /// One sample per state under label `label`, 1 for the current state.
+    Enum {
+        label: String,
+        states: Vec<String>,
+    },
+    Info,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Source {
+    /// `@key`: the object key or array index of the current `each` element.
+    Key,
+    /// A JSON Pointer relative to the current element.
+    Pointer(String),
+}
+
+const FIELDS: &str = "name, help, type, path, each, labels, label, states, value_map";
+
+/// Parses and validates a mapping file's text. The error names the metric (index and name),
+/// the field and the fix; the caller adds the file name.
+pub fn parse(text: &str) -> Result<Mapping, String> {
+    let root: Value = serde_json::from_str(text).map_err(|e| format!("not valid JSON: {e}"))?;
+    let Value::Object(root) = root else {
+        return Err(r#"the top level must be an object: {"metrics": [...]}"#.to_string());
+    };
+    if let Some(key) = root.keys().find(|k| *k != "metrics") {
+        return Err(format!(
+            "unknown top-level field {key:?} (the only field is \"metrics\")"
+        ));
+    }
+    let Some(Value::Array(items)) = root.get("metrics") else {
+        return Err(r#""metrics" must be an array of metric objects"#.to_string());
+    };
+    if items.is_empty() {
+        return Err(r#""metrics" is empty: add at least one metric"#.to_string());
+    }
+    let mut metrics: Vec<Metric> = Vec::with_capacity(items.len());
+    for (index, item) in items.iter().enumerate() {
+        let at = |name: &str| {
+            if name.is_empty() {
+                format!("metrics[{index}]")
+            } else {
+                format!("metrics[{index}] {name:?}")
+            }
+        };
+        let metric = parse_metric(item).map_err(|(name, e)| format!("{}: {e}", at(&name)))?;
+        for other in &metrics {
+            if other.name == metric.name {
+                return Err(format!(
+                    "{}: the name is already used by another metric",
+                    at(&metric.name)
+                ));
+            }
+            if family_name(other) == family_name(&metric) {
+                return Err(format!(
+                    "{}: clashes with {:?}: in OpenMetrics both are the family {:?}; rename one",
+                    at(&metric.name),
+                    other.name,
+                    family_name(&metric)
+                ));
+            }
+        }
+        metrics.push(metric);
+    }
+    Ok(Mapping { metrics })
+}
+
+/// The built-in mapping.
+pub fn builtin() -> Mapping {
+    parse(BUILTIN).expect("the built-in mapping is valid: a unit test parses it")
+}
+
+/// The OpenMetrics family name: counters and info metrics lose their suffix.
+fn family_name(metric: &Metric) -> &str {
+    let suffix = match metric.kind {
+        MetricKind::Counter => "_total",
+        MetricKind::Info => "_info",
+        _ => "",
+    };
+    metric.name.strip_suffix(suffix).unwrap_or(&metric.name)
+}
+
+/// Parses one metric object. The error carries the metric's name (if it has one) for context.
+fn parse_metric(item: &Value) -> Result<Metric, (String, String)> {
+    let Value::Object(obj) = item else {
+        return Err((
+            String::new(),
+            "must be an object with at least name, help and path".into(),
+        ));
+    };
+    let name = match obj.get("name") {
+        Some(Value::String(s)) => s.clone(),
+        Some(_) => return Err((String::new(), "\"name\" must be a string".into())),
+        None => return Err((String::new(), "\"name\" is missing".into())),
+    };
+    parse_fields(&name, obj).map_err(|e| (name, e))
+}
+
+fn parse_fields(name: &str, obj: &Map<String, Value>) -> Result<Metric, String> {
+    if let Some(key) = obj
+        .keys()
+        .find(|k| !FIELDS.split(", ").any(|f| f == k.as_str()))
+    {
+        return Err(format!("unknown field {key:?} (fields are: {FIELDS})"));
+    }
+    check_metric_name(name)?;
+    let help = match obj.get("help") {
+        Some(Value::String(s)) => s.clone(),
+        Some(_) => return Err("\"help\" must be a string".into()),
+        None => return Err("\"help\" is missing: add a one-line description".into()),
+    };
+    let string = |field: &str| -> Result<Option<&str>, String> {
+        match obj.get(field) {
+            None => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.as_str())),
+            Some(_) => Err(format!("{field:?} must be a string")),
+        }
+    };
+    let type_name = string("type")?.unwrap_or("gauge");
+    let path = string("path")?
+        .map(|p| check_pointer("path", p))
+        .transpose()?;
+    let each = string("each")?
+        .map(|p| check_pointer("each", p))
+        .transpose()?;
+    let labels = parse_labels(obj.get("labels"), each.is_some())?;
+    let value_map = parse_value_map(obj.get("value_map"))?;
+    let label = string("label")?;
+    let states = obj.get("states");
+    if type_name != "enum" && (label.is_some() || states.is_some()) {
+        let field = if label.is_some() { "label" } else { "states" };
+        return Err(format!("{field:?} is only for \"type\": \"enum\""));
+    }
+    let kind = match type_name {
+        "gauge" | "counter" => {
+            let counter = type_name == "counter";
+            if counter && !name.ends_with("_total") {
+                return Err(format!(
+                    "a counter's name must end in _total: call it \"{name}_total\""
+                ));
+            }
+            if !counter && name.ends_with("_total") {
+                return Err(
+                    "names ending in _total are for counters: add \"type\": \"counter\" or rename"
+                        .into(),
+                );
+            }
+            if counter {
+                MetricKind::Counter
+            } else {
+                MetricKind::Gauge
+            }
+        }
+        "enum" => {
+            let states = parse_states(states)?;
+            let label = match label {
+                Some(l) => l.to_string(),
+                None => name.to_string(),
+            };
+            check_label_name(&label)
+                .map_err(|e| format!("label {e}; set \"label\" to a valid label name"))?;
+            if labels.iter().any(|(l, _)| *l == label) {
+                return Err(format!("the state label {label:?} is also in \"labels\"; set \"label\" to another name"));
+            }
+            if !value_map.is_empty() {
+                return Err("\"value_map\" is not for enums: list the values in \"states\"".into());
+            }
+            MetricKind::Enum { label, states }
+        }
+        "info" => {
+            if !name.ends_with("_info") {
+                return Err(format!(
+                    "an info metric's name must end in _info: call it \"{name}_info\""
+                ));
+            }
+            if path.is_some() || !value_map.is_empty() {
+                return Err("an info metric has no \"path\" or \"value_map\": its value is always 1 and its information is in \"labels\"".into());
+            }
+            if labels.is_empty() {
+                return Err("an info metric needs \"labels\"".into());
+            }
+            MetricKind::Info
+        }
+        other => {
+            return Err(format!(
+                "\"type\" {other:?} is unknown (use gauge, counter, enum or info)"
+            ))
+        }
+    };
+    if kind != MetricKind::Info && name.ends_with("_info") {
+        return Err(
+            "names ending in _info are for info metrics: add \"type\": \"info\" or rename".into(),
+        );
+    }
+    if kind != MetricKind::Info && path.is_none() {
+        return Err(
+            "\"path\" is missing: the JSON Pointer to the value, e.g. \"/current_requests\"".into(),
+        );
+    }
+    Ok(Metric {
+        name: name.to_string(),
+        help,
+        kind,
+        path,
+        each,
+        labels,
+        value_map,
+    })
+}
+
+fn check_metric_name(name: &str) -> Result<(), String> {
+    let valid = name.chars().enumerate().all(|(i, c)| {
+        c.is_ascii_alphabetic() || c == '_' || c == ':' || (i > 0 && c.is_ascii_digit())
+    });
+    if name.is_empty() || !valid {
+        return Err(
+            "is not a valid metric name: use letters, digits, _ and :, not starting with a digit"
+                .into(),
+        );
+    }
+    if let Some(prefix) = RESERVED_PREFIXES.iter().find(|p| name.starts_with(**p)) {
+        return Err(format!(
+            "names starting with {prefix} are the exporter's own: choose another prefix"
+        ));
+    }
+    Ok(())
+}
+
+fn check_label_name(label: &str) -> Result<(), String> {
+    let valid = label
+        .chars()
+        .enumerate()
+        .all(|(i, c)| c.is_ascii_alphabetic() || c == '_' || (i > 0 && c.is_ascii_digit()));
+    if label.is_empty() || !valid {
+        return Err(format!("{label:?} is not a valid label name (letters, digits and _, not starting with a digit)"));
+    }
+    if label.starts_with("__") {
+        return Err(format!(
+            "{label:?} starts with __, which Prometheus reserves"
+        ));
+    }
+    Ok(())
+}
+
+fn check_pointer(field: &str, pointer: &str) -> Result<String, String> {
+    if !pointer.is_empty() && !pointer.starts_with('/') {
+        return Err(format!(
+            "{field:?}: {pointer:?} is not a JSON Pointer: start it with / (e.g. \"/{pointer}\"), or use \"\" for the whole element"
+        ));
+    }
+    let bad_escape = pointer
+        .split('~')
+        .skip(1)
+        .any(|rest| !rest.starts_with(['0', '1']));
+    if bad_escape {
+        return Err(format!(
+            "{field:?}: {pointer:?} has a ~ that is not ~0 (for ~) or ~1 (for /)"
+        ));
+    }
+    Ok(pointer.to_string())
+}
+
+fn parse_labels(value: Option<&Value>, has_each: bool) -> Result<Vec<(String, Source)>, String> {
+    let Some(value) = value else {
+        return Ok(Vec::new());
+    };
+    let Value::Object(obj) = value else {
+        return Err(r#""labels" must be an object: {"label_name": "/pointer" or "@key"}"#.into());
+    };
+    let mut labels = Vec::with_capacity(obj.len());
+    for (label, source) in obj {
+        check_label_name(label).map_err(|e| format!("\"labels\": {e}"))?;
+        let source = match source {
+            Value::String(s) if s == "@key" => {
+                if !has_each {
+                    return Err(format!(
+                        "\"labels\": {label:?} uses @key, which needs \"each\""
+                    ));
+                }
+                Source::Key
+            }
+            Value::String(s) => Source::Pointer(check_pointer(&format!("labels.{label}"), s)?),
+            _ => {
+                return Err(format!(
+                    "\"labels\": {label:?} must be a JSON Pointer string or \"@key\""
+                ))
+            }
+        };
+        labels.push((label.clone(), source));
+    }
+    Ok(labels)
+}
+
+fn parse_value_map(value: Option<&Value>) -> Result<Vec<(String, f64)>, String> {
+    let Some(value) = value else {
+        return Ok(Vec::new());
+    };
+    let Value::Object(obj) = value else {
+        return Err(r#""value_map" must be an object: {"green": 0, "red": 2}"#.into());
+    };
+    obj.iter()
+        .map(|(key, number)| match number.as_f64() {
+            Some(n) => Ok((key.clone(), n)),
+            None => Err(format!("\"value_map\": {key:?} must map to a number")),
+        })
+        .collect()
+}
+
+fn parse_states(value: Option<&Value>) -> Result<Vec<String>, String> {
+    let hint = r#"an enum needs "states": ["healthy", "unhealthy"]"#;
+    let Some(Value::Array(items)) = value else {
+        return Err(hint.into());
+    };
+    if items.is_empty() {
+        return Err(hint.into());
+    }
+    let mut states: Vec<String> = Vec::with_capacity(items.len());
+    for item in items {
+        let Value::String(state) = item else {
+            return Err("\"states\" must hold strings".into());
+        };
+        if states.contains(state) {
+            return Err(format!("\"states\": {state:?} is listed twice"));
+        }
+        states.push(state.clone());
+    }
+    Ok(states)
+}
+
+/// What applying a mapping to a document gives.
+#[derive(Debug, Default, PartialEq)]
+pub struct Applied {
+    /// One family per metric, in mapping order; a family may have no samples.
+    pub families: Vec<Family>,
+    /// Per metric (same index as the mapping): samples skipped, and why the first one was.
+    pub errors: Vec<Skipped>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Skipped {
+    pub count: u64,
+    pub first: Option<String>,
+}
+
+impl Skipped {
+    fn add(&mut self, reason: impl FnOnce() -> String) {
+        self.count += 1;
+        if self.first.is_none() {
+            self.first = Some(reason());
+        }
+    }
+}
+
+/// Applies `mapping` to `doc`. Never fails: a value that cannot be used skips its sample and
+/// is counted in `errors`.
+pub fn apply(mapping: &Mapping, doc: &Value) -> Applied {
+    let mut applied = Applied::default();
+    for metric in &mapping.metrics {
+        let mut skipped = Skipped::default();
+        applied
+            .families
+            .push(apply_metric(metric, doc, &mut skipped));
+        applied.errors.push(skipped);
+    }
+    applied
+}
+
+fn apply_metric(metric: &Metric, doc: &Value, skipped: &mut Skipped) -> Family {
+    let kind = match metric.kind {
+        MetricKind::Gauge => Kind::Gauge,
+        MetricKind::Counter => Kind::Counter,
+        MetricKind::Enum { .. } => Kind::StateSet,
+        MetricKind::Info => Kind::Info,
+    };
+    let mut family = Family::new(&metric.name, &metric.help, kind);
+    let Some(each) = &metric.each else {
+        add_samples(metric, doc, None, "", &mut family, skipped);
+        return family;
+    };
+    let mut seen: HashSet<Vec<(String, String)>> = HashSet::new();
+    let mut add = |key: &str, element: &Value, family: &mut Family| {
+        let start = family.samples.len();
+        let at = format!("{each}/{}", key.replace('~', "~0").replace('/', "~1"));
+        add_samples(metric, element, Some(key), &at, family, skipped);
+        if family.samples.len() > start {
+            // All samples of one element share the element's labels (enums add the state).
+            let labels = family.samples[start].labels[..metric.labels.len()].to_vec();
+            if !seen.insert(labels) {
+                family.samples.truncate(start);
+                skipped.add(|| {
+                    format!("{at}: the same labels as an earlier element; the first is kept")
+                });
+            }
+        }
+    };
+    match doc.pointer(each) {
+        Some(Value::Array(items)) => {
+            for (index, item) in items.iter().enumerate() {
+                add(&index.to_string(), item, &mut family);
+            }
+        }
+        Some(Value::Object(items)) => {
+            for (key, item) in items {
+                add(key, item, &mut family);
+            }
+        }
+        found => skipped.add(|| format!("{each}: {}, not an array or object", describe(found))),
+    }
+    family
+}
+
+/// Adds the samples of one element (the whole document when `key` is None) to `family`.
+fn add_samples(
+    metric: &Metric,
+    element: &Value,
+    key: Option<&str>,
+    at: &str,
+    family: &mut Family,
+    skipped: &mut Skipped,
+) {
+    let mut labels = Vec::with_capacity(metric.labels.len() + 1);
+    for (label, source) in &metric.labels {
+        let value = match source {
+            Source::Key => key
+                .map(str::to_string)
+                .ok_or_else(|| format!("{at}: label {label:?}: @key outside \"each\"")),
+            Source::Pointer(p) => label_value(element.pointer(p)).ok_or_else(|| {
+                let found = describe(element.pointer(p));
+                format!("{at}{p}: label {label:?}: {found}, not a string or number")
+            }),
+        };
+        match value {
+            Ok(value) => labels.push((label.clone(), value)),
+            Err(reason) => return skipped.add(|| reason),
+        }
+    }
+    let path = metric.path.as_deref().unwrap_or("");
+    let found = element.pointer(path);
+    match &metric.kind {
+        MetricKind::Info => family
+            .samples
+            .push(crate::exposition::Sample { labels, value: 1.0 }),
+        MetricKind::Enum { label, states } => {
+            let Some(current) = label_value(found) else {
+                return skipped.add(|| format!("{at}{path}: {}, not a state", describe(found)));
+            };
+            if !states.contains(&current) {
+                let list = states.join(", ");
+                skipped.add(|| {
+                    format!("{at}{path}: {current:?} is not one of the states ({list}); all are 0")
+                });
+            }
+            for state in states {
+                let mut labels = labels.clone();
+                labels.push((label.clone(), state.clone()));
+                let value = if *state == current { 1.0 } else { 0.0 };
+                family
+                    .samples
+                    .push(crate::exposition::Sample { labels, value });
+            }
+        }
+        MetricKind::Gauge | MetricKind::Counter => match number(found, &metric.value_map) {
+            Some(value) => family
+                .samples
+                .push(crate::exposition::Sample { labels, value }),
+            None => skipped.add(|| {
+                let hint = if matches!(found, Some(Value::String(_))) {
+                    " (add it to value_map)"
+                } else {
+                    ""
+                };
+                format!("{at}{path}: {}, not a number{hint}", describe(found))
+            }),
+        },
+    }
+}
+
+/// The number a JSON value stands for: numbers as they are (out of range: ±Inf), booleans 1/0,
+/// numeric strings parsed; `value_map` first for strings and booleans.
+fn number(value: Option<&Value>, value_map: &[(String, f64)]) -> Option<f64> {
+    let mapped = |key: &str| value_map.iter().find(|(k, _)| k == key).map(|&(_, n)| n);
+    match value? {
+        // With arbitrary_precision the number keeps its text: 1e400 parses to +Inf.
+        Value::Number(n) => n.to_string().parse().ok(),
+        Value::Bool(b) => {
+            mapped(if *b { "true" } else { "false" }).or(Some(f64::from(u8::from(*b))))
+        }
+        Value::String(s) => mapped(s).or_else(|| s.trim().parse().ok()),
+        _ => None,
+    }
+}
+
+/// The label value a JSON value gives: strings as they are, numbers and booleans as written.
+fn label_value(value: Option<&Value>) -> Option<String> {
+    match value? {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+/// How a found (or missing) value reads in an error message.
+fn describe(value: Option<&Value>) -> Described<'_> {
+    Described(value)
+}
+
+struct Described<'a>(Option<&'a Value>);
+
+impl fmt::Display for Described<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            None => f.write_str("missing"),
+            Some(Value::Null) => f.write_str("null"),
+            Some(Value::Bool(b)) => write!(f, "{b}"),
+            Some(Value::Number(n)) => write!(f, "{n}"),
+            Some(Value::String(s)) => write!(f, "{s:?}"),
+            Some(Value::Array(_)) => f.write_str("an array"),
+            Some(Value::Object(_)) => f.write_str("an object"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::exposition::{render, Format};
+
+    /// Applies a mapping (file text) to a document and compares the 0.0.4 text and the first
+    /// error of each metric that skipped samples.
+    fn check(mapping: &str, doc: &str, expected: &str, expected_errors: &[&str]) {
+        let mapping = parse(mapping).unwrap_or_else(|e| panic!("mapping: {e}"));
+        let doc: Value = serde_json::from_str(doc).expect("test document is JSON");
+        let applied = apply(&mapping, &doc);
+        let mut out = String::new();
+        render(&applied.families, Format::Text, &mut out);
+        assert_eq!(out, expected);
+        let errors: Vec<String> = applied
+            .errors
+            .iter()
+            .filter_map(|s| s.first.clone().map(|first| format!("{} {first}", s.count)))
+            .collect();
+        assert_eq!(errors, expected_errors);
+    }
+
+    fn check_invalid(mapping: &str, expected: &str) {
+        match parse(mapping) {
+            Ok(m) => panic!("expected an error, parsed {m:?}"),
+            Err(e) => assert_eq!(e, expected),
+        }
+    }
+
+    const TUTORIAL: &str = r#"{"current_requests": 4, "pending_requests": 0, "total_uptime": 104.914734, "health": "healthy"}"#;
+
+    #[test]
+    fn builtin_is_the_tutorial() {
+        check(
+            BUILTIN,
+            TUTORIAL,
+            r#"# HELP app_requests_current Current requests
+# TYPE app_requests_current gauge
+app_requests_current 4
+# HELP app_requests_pending Pending requests
+# TYPE app_requests_pending gauge
+app_requests_pending 0
+# HELP app_uptime Uptime
+# TYPE app_uptime gauge
+app_uptime 104.914734
+# HELP app_health Health
+# TYPE app_health gauge
+app_health{app_health="healthy"} 1
+app_health{app_health="unhealthy"} 0
+"#,
+            &[],
+        );
+    }
+
+    #[test]
+    fn values_of_every_json_type() {
+        let mapping = r#"{"metrics": [
+            {"name": "a", "help": "h", "path": "/a"},
+            {"name": "b", "help": "h", "path": "/b"},
+            {"name": "c", "help": "h", "path": "/c"},
+            {"name": "d", "help": "h", "path": "/d"},
+            {"name": "e", "help": "h", "path": "/e"},
+            {"name": "f", "help": "h", "path": "/f"},
+            {"name": "g", "help": "h", "path": "/g"},
+            {"name": "h", "help": "h", "path": "/h"},
+            {"name": "i", "help": "h", "path": "/i"}
+        ]}"#;
+        let doc = r#"{"a": true, "b": false, "c": " 12.5 ", "d": null, "e": {"x": 1},
+                      "f": "twelve", "g": 1e400, "h": -12345678901234567890, "i": [1]}"#;
+        check(
+            mapping,
+            doc,
+            "# HELP a h\n# TYPE a gauge\na 1\n# HELP b h\n# TYPE b gauge\nb 0\n\
+             # HELP c h\n# TYPE c gauge\nc 12.5\n# HELP g h\n# TYPE g gauge\ng +Inf\n\
+             # HELP h h\n# TYPE h gauge\nh -1.2345678901234567e19\n",
+            &[
+                "1 /d: null, not a number",
+                "1 /e: an object, not a number",
+                r#"1 /f: "twelve", not a number (add it to value_map)"#,
+                "1 /i: an array, not a number",
+            ],
+        );
+    }
+
+    #[test]
+    fn missing_values_skip_the_sample() {
+        check(BUILTIN, r#"{"current_requests": 1}"#,
+            "# HELP app_requests_current Current requests\n# TYPE app_requests_current gauge\napp_requests_current 1\n",
+            &["1 /pending_requests: missing, not a number", "1 /total_uptime: missing, not a number", "1 /health: missing, not a state"]);
+        check(
+            BUILTIN,
+            "[1, 2]",
+            "",
+            &[
+                "1 /current_requests: missing, not a number",
+                "1 /pending_requests: missing, not a number",
+                "1 /total_uptime: missing, not a number",
+                "1 /health: missing, not a state",
+            ],
+        );
+    }
+
+    #[test]
+    fn enums() {
+        let mapping = r#"{"metrics": [{"name": "app_health", "help": "Health", "type": "enum", "path": "/health", "states": ["healthy", "unhealthy"]},
+            {"name": "on", "help": "Switch", "type": "enum", "label": "state", "path": "/on", "states": ["true", "false"]}]}"#;
+        check(
+            mapping,
+            r#"{"health": "degraded", "on": false}"#,
+            r#"# HELP app_health Health
+# TYPE app_health gauge
+app_health{app_health="healthy"} 0
+app_health{app_health="unhealthy"} 0
+# HELP on Switch
+# TYPE on gauge
+on{state="true"} 0
+on{state="false"} 1
+"#,
+            &[r#"1 /health: "degraded" is not one of the states (healthy, unhealthy); all are 0"#],
+        );
+    }
+
+    #[test]
+    fn value_map() {
+        let mapping = r#"{"metrics": [{"name": "cluster_status_code", "help": "green=0 yellow=1 red=2", "path": "/status", "value_map": {"green": 0, "yellow": 1, "red": 2}},
+            {"name": "up_flag", "help": "h", "path": "/up", "value_map": {"true": 5}}]}"#;
+        check(mapping, r#"{"status": "yellow", "up": true}"#,
+            "# HELP cluster_status_code green=0 yellow=1 red=2\n# TYPE cluster_status_code gauge\ncluster_status_code 1\n# HELP up_flag h\n# TYPE up_flag gauge\nup_flag 5\n", &[]);
+        check(
+            mapping,
+            r#"{"status": "purple", "up": false}"#,
+            "# HELP up_flag h\n# TYPE up_flag gauge\nup_flag 0\n",
+            &[r#"1 /status: "purple", not a number (add it to value_map)"#],
+        );
+    }
+
+    #[test]
+    fn each_over_arrays_and_objects() {
+        let mapping = r#"{"metrics": [
+            {"name": "index_docs", "help": "Documents per index", "each": "/indices", "labels": {"index": "@key"}, "path": "/docs/count"},
+            {"name": "queue_depth", "help": "Messages waiting", "each": "/queues", "labels": {"queue": "/name", "vhost": "/vhost"}, "path": "/messages"},
+            {"name": "queue_position", "help": "Index", "each": "/queues", "labels": {"i": "@key"}, "path": "/messages"},
+            {"name": "nothing", "help": "Empty", "each": "/empty", "path": ""}
+        ]}"#;
+        let doc = r#"{
+            "indices": {"logs": {"docs": {"count": 10}}, "a/b~c": {"docs": {"count": 3}}, "bad": {"docs": {}}},
+            "queues": [{"name": "q1", "vhost": "/", "messages": 5}, {"name": "q\"2\n", "vhost": "v\\", "messages": "7"},
+                       {"name": "q1", "vhost": "/", "messages": 9}, {"vhost": "x", "messages": 1}],
+            "empty": []
+        }"#;
+        check(
+            mapping,
+            doc,
+            r#"# HELP index_docs Documents per index
+# TYPE index_docs gauge
+index_docs{index="a/b~c"} 3
+index_docs{index="logs"} 10
+# HELP queue_depth Messages waiting
+# TYPE queue_depth gauge
+queue_depth{queue="q1",vhost="/"} 5
+queue_depth{queue="q\"2\n",vhost="v\\"} 7
+# HELP queue_position Index
+# TYPE queue_position gauge
+queue_position{i="0"} 5
+queue_position{i="1"} 7
+queue_position{i="2"} 9
+queue_position{i="3"} 1
+"#,
+            &[
+                "1 /indices/bad/docs/count: missing, not a number",
+                "2 /queues/2: the same labels as an earlier element; the first is kept",
+            ],
+        );
+        let missing_label = r#"{"metrics": [{"name": "q", "help": "h", "each": "/queues", "labels": {"queue": "/name"}, "path": "/messages"}]}"#;
+        check(
+            missing_label,
+            r#"{"queues": [{"messages": 1}]}"#,
+            "",
+            &[r#"1 /queues/0/name: label "queue": missing, not a string or number"#],
+        );
+        check(
+            missing_label,
+            r#"{"queues": 5}"#,
+            "",
+            &["1 /queues: 5, not an array or object"],
+        );
+    }
+
+    #[test]
+    fn nested_each_with_enum_and_info() {
+        let mapping = r#"{"metrics": [
+            {"name": "component_status", "help": "h", "type": "enum", "label": "status", "each": "/components", "labels": {"component": "@key"}, "path": "/status", "states": ["UP", "DOWN"]},
+            {"name": "app_build_info", "help": "Build of the application", "type": "info", "labels": {"version": "/version", "commit": "/build/commit"}},
+            {"name": "jobs_processed_total", "help": "Jobs processed", "type": "counter", "path": "/stats/jobs processed"},
+            {"name": "slash_key", "help": "h", "path": "/a~1b/~0c"}
+        ]}"#;
+        let doc = r#"{"components": {"db": {"status": "UP"}, "disk": {"status": "DOWN"}},
+            "version": "1.2.3", "build": {"commit": "abc"}, "stats": {"jobs processed": 42}, "a/b": {"~c": 1}}"#;
+        check(
+            mapping,
+            doc,
+            r#"# HELP component_status h
+# TYPE component_status gauge
+component_status{component="db",status="UP"} 1
+component_status{component="db",status="DOWN"} 0
+component_status{component="disk",status="UP"} 0
+component_status{component="disk",status="DOWN"} 1
+# HELP app_build_info Build of the application
+# TYPE app_build_info gauge
+app_build_info{commit="abc",version="1.2.3"} 1
+# HELP jobs_processed_total Jobs processed
+# TYPE jobs_processed_total counter
+jobs_processed_total 42
+# HELP slash_key h
+# TYPE slash_key gauge
+slash_key 1
+"#,
+            &[],
+        );
+    }
+
+    #[test]
+    fn validation() {
+        let one = |fields: &str| format!(r#"{{"metrics": [{{{fields}}}]}}"#);
+        check_invalid(
+            "[]",
+            r#"the top level must be an object: {"metrics": [...]}"#,
+        );
+        check_invalid(
+            "{",
+            "not valid JSON: EOF while parsing an object at line 1 column 1",
+        );
+        check_invalid(
+            r#"{"metrics": [], "x": 1}"#,
+            r#"unknown top-level field "x" (the only field is "metrics")"#,
+        );
+        check_invalid(
+            r#"{"metrics": []}"#,
+            r#""metrics" is empty: add at least one metric"#,
+        );
+        check_invalid(&one(r#""help": "h""#), r#"metrics[0]: "name" is missing"#);
+        check_invalid(
+            &one(r#""name": "a", "help": "h", "tpye": "gauge", "path": "/a""#),
+            r#"metrics[0] "a": unknown field "tpye" (fields are: name, help, type, path, each, labels, label, states, value_map)"#,
+        );
+        check_invalid(
+            &one(r#""name": "1a", "help": "h", "path": "/a""#),
+            r#"metrics[0] "1a": is not a valid metric name: use letters, digits, _ and :, not starting with a digit"#,
+        );
+        check_invalid(
+            &one(r#""name": "a-b", "help": "h", "path": "/a""#),
+            r#"metrics[0] "a-b": is not a valid metric name: use letters, digits, _ and :, not starting with a digit"#,
+        );
+        check_invalid(
+            &one(r#""name": "process_x", "help": "h", "path": "/a""#),
+            r#"metrics[0] "process_x": names starting with process_ are the exporter's own: choose another prefix"#,
+        );
+        check_invalid(
+            &one(r#""name": "status_exporter_up", "help": "h", "path": "/a""#),
+            r#"metrics[0] "status_exporter_up": names starting with status_exporter_ are the exporter's own: choose another prefix"#,
+        );
+        check_invalid(
+            &one(r#""name": "a", "path": "/a""#),
+            r#"metrics[0] "a": "help" is missing: add a one-line description"#,
+        );
+        check_invalid(
+            &one(r#""name": "a", "help": "h""#),
+            r#"metrics[0] "a": "path" is missing: the JSON Pointer to the value, e.g. "/current_requests""#,
+        );
+        check_invalid(
+            &one(r#""name": "a", "help": "h", "path": "a.b""#),
+            r#"metrics[0] "a": "path": "a.b" is not a JSON Pointer: start it with / (e.g. "/a.b"), or use "" for the whole element"#,
+        );
+        check_invalid(
+            &one(r#""name": "a", "help": "h", "path": "/a~2""#),
+            r#"metrics[0] "a": "path": "/a~2" has a ~ that is not ~0 (for ~) or ~1 (for /)"#,
+        );
+        check_invalid(
+            &one(r#""name": "jobs", "help": "h", "type": "counter", "path": "/a""#),
+            r#"metrics[0] "jobs": a counter's name must end in _total: call it "jobs_total""#,
+        );
+        check_invalid(
+            &one(r#""name": "jobs_total", "help": "h", "path": "/a""#),
+            r#"metrics[0] "jobs_total": names ending in _total are for counters: add "type": "counter" or rename"#,
+        );
+        check_invalid(
+            &one(r#""name": "a", "help": "h", "type": "enum", "path": "/a""#),
+            r#"metrics[0] "a": an enum needs "states": ["healthy", "unhealthy"]"#,
+        );
+        check_invalid(
+            &one(r#""name": "a", "help": "h", "type": "enum", "path": "/a", "states": []"#),
+            r#"metrics[0] "a": an enum needs "states": ["healthy", "unhealthy"]"#,
+        );
+        check_invalid(
+            &one(r#""name": "a:b", "help": "h", "type": "enum", "path": "/a", "states": ["x"]"#),
+            r#"metrics[0] "a:b": label "a:b" is not a valid label name (letters, digits and _, not starting with a digit); set "label" to a valid label name"#,
+        );
+        check_invalid(
+            &one(r#""name": "a", "help": "h", "path": "/a", "states": ["x"]"#),
+            r#"metrics[0] "a": "states" is only for "type": "enum""#,
+        );
+        check_invalid(
+            &one(r#""name": "a", "help": "h", "type": "histogram", "path": "/a""#),
+            r#"metrics[0] "a": "type" "histogram" is unknown (use gauge, counter, enum or info)"#,
+        );
+        check_invalid(
+            &one(r#""name": "a", "help": "h", "path": "/a", "labels": {"__x": "/x"}"#),
+            r#"metrics[0] "a": "labels": "__x" starts with __, which Prometheus reserves"#,
+        );
+        check_invalid(
+            &one(r#""name": "a", "help": "h", "path": "/a", "labels": {"x-y": "/x"}"#),
+            r#"metrics[0] "a": "labels": "x-y" is not a valid label name (letters, digits and _, not starting with a digit)"#,
+        );
+        check_invalid(
+            &one(r#""name": "a", "help": "h", "path": "/a", "labels": {"k": "@key"}"#),
+            r#"metrics[0] "a": "labels": "k" uses @key, which needs "each""#,
+        );
+        check_invalid(
+            &one(r#""name": "a_info", "help": "h", "type": "info""#),
+            r#"metrics[0] "a_info": an info metric needs "labels""#,
+        );
+        check_invalid(
+            &one(r#""name": "a", "help": "h", "type": "info", "labels": {"v": "/v"}"#),
+            r#"metrics[0] "a": an info metric's name must end in _info: call it "a_info""#,
+        );
+        check_invalid(
+            &one(r#""name": "a", "help": "h", "path": "/a", "value_map": {"x": "1"}"#),
+            r#"metrics[0] "a": "value_map": "x" must map to a number"#,
+        );
+        check_invalid(
+            r#"{"metrics": [{"name": "a", "help": "h", "path": "/a"}, {"name": "a", "help": "h", "path": "/b"}]}"#,
+            r#"metrics[1] "a": the name is already used by another metric"#,
+        );
+        check_invalid(
+            r#"{"metrics": [{"name": "jobs", "help": "h", "path": "/a"}, {"name": "jobs_total", "help": "h", "type": "counter", "path": "/b"}]}"#,
+            r#"metrics[1] "jobs_total": clashes with "jobs": in OpenMetrics both are the family "jobs"; rename one"#,
+        );
+    }
+}

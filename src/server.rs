@@ -1,0 +1,162 @@
+//! What the exporter answers over HTTP: routing, methods, headers and content negotiation.
+//!
+//! Owns the endpoints (`/metrics` and `/`, `/-/healthy`, `/-/ready`) and the choice between
+//! text format 0.0.4 and OpenMetrics from the `Accept` header. A scrape reads the latest
+//! snapshot (an `Arc` clone) and the process metrics, never the target. The HTTP/1.1 machinery
+//! itself is in `http.rs`; this file knows nothing about JSON or the HTTP client.
+
+use std::net::TcpListener;
+
+use crate::exposition::{self, Format};
+use crate::http::{self, Limits, Request, Response};
+use crate::poll::{self, Shared};
+use crate::process;
+
+/// Serves on `listener` for ever. `openmetrics`: answer in OpenMetrics when the scraper
+/// prefers it (otherwise always text 0.0.4).
+pub fn serve(listener: TcpListener, shared: Shared, openmetrics: bool) -> ! {
+    http::serve(listener, Limits::default(), move |request| {
+        respond(request, &shared, openmetrics)
+    })
+}
+
+fn respond(request: &Request, shared: &Shared, openmetrics: bool) -> Response {
+    let known = matches!(request.path, "/" | "/metrics" | "/-/healthy" | "/-/ready");
+    if !known {
+        return plain(404, "not found: the metrics are at /metrics\n");
+    }
+    if request.method != "GET" && request.method != "HEAD" {
+        let mut response = plain(405, "method not allowed: use GET or HEAD\n");
+        response.headers.push(("Allow", "GET, HEAD".into()));
+        return response;
+    }
+    match request.path {
+        "/-/healthy" => plain(200, "OK\n"),
+        "/-/ready" if poll::latest(shared).ready => plain(200, "OK\n"),
+        "/-/ready" => plain(503, "not ready: no successful poll of the target yet\n"),
+        _ => {
+            let format = if openmetrics {
+                negotiate(request.header("accept"))
+            } else {
+                Format::Text
+            };
+            Response {
+                status: 200,
+                headers: vec![("Content-Type", format.content_type().into())],
+                body: metrics(shared, format).into_bytes(),
+            }
+        }
+    }
+}
+
+fn plain(status: u16, body: &str) -> Response {
+    Response {
+        status,
+        headers: vec![("Content-Type", "text/plain; charset=utf-8".into())],
+        body: body.as_bytes().to_vec(),
+    }
+}
+
+/// The scrape body: the latest snapshot, then the process metrics read now.
+fn metrics(shared: &Shared, format: Format) -> String {
+    let snapshot = poll::latest(shared);
+    let rendered = match format {
+        Format::Text => &snapshot.text,
+        Format::OpenMetrics => &snapshot.openmetrics,
+    };
+    let mut body = String::with_capacity(rendered.len() + 1024);
+    body.push_str(rendered);
+    exposition::render(&process::read(), format, &mut body);
+    if format == Format::OpenMetrics {
+        body.push_str(exposition::EOF);
+    }
+    body
+}
+
+/// Chooses the format from an `Accept` header: OpenMetrics 1.0.0 when the header gives it a
+/// quality above zero and at least that of text 0.0.4 (`text/plain`, `text/*`, `*/*`); text
+/// 0.0.4 otherwise, including for a missing or unparseable header.
+pub fn negotiate(accept: Option<&str>) -> Format {
+    let (mut openmetrics, mut text) = (0.0f32, 0.0f32);
+    for range in accept.unwrap_or("").split(',') {
+        let mut parts = range.split(';').map(str::trim);
+        let media = parts.next().unwrap_or("").to_ascii_lowercase();
+        let (mut q, mut version) = (1.0f32, None);
+        for param in parts {
+            let Some((key, value)) = param.split_once('=') else {
+                continue;
+            };
+            match key.trim().to_ascii_lowercase().as_str() {
+                "q" => {
+                    q = value
+                        .trim()
+                        .parse()
+                        .ok()
+                        .filter(|q| (0.0..=1.0).contains(q))
+                        .unwrap_or(0.0)
+                }
+                "version" => version = Some(value.trim().trim_matches('"').to_string()),
+                _ => {}
+            }
+        }
+        match media.as_str() {
+            "application/openmetrics-text"
+                if matches!(version.as_deref(), None | Some("1.0.0" | "0.0.1")) =>
+            {
+                openmetrics = openmetrics.max(q)
+            }
+            "text/plain" if matches!(version.as_deref(), None | Some("0.0.4")) => {
+                text = text.max(q)
+            }
+            "text/*" | "*/*" => text = text.max(q),
+            _ => {}
+        }
+    }
+    if openmetrics > 0.0 && openmetrics >= text {
+        Format::OpenMetrics
+    } else {
+        Format::Text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_negotiation() {
+        fn check(accept: Option<&str>, expected: Format) {
+            assert_eq!(negotiate(accept), expected, "{accept:?}");
+        }
+        use Format::{OpenMetrics, Text};
+        check(None, Text);
+        check(Some(""), Text);
+        check(Some("*/*"), Text);
+        check(Some("garbage;;;=,,"), Text);
+        check(Some("text/plain"), Text);
+        // Prometheus 2.x and 3.x.
+        check(Some("application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"), OpenMetrics);
+        check(Some("application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.6,text/plain;version=1.0.0;escaping=allow-utf-8;q=0.5,text/plain;version=0.0.4;q=0.4,*/*;q=0.1"), OpenMetrics);
+        check(Some("application/openmetrics-text"), OpenMetrics);
+        check(
+            Some("Application/OpenMetrics-Text; Version=1.0.0"),
+            OpenMetrics,
+        );
+        check(
+            Some("application/openmetrics-text;version=0.0.1"),
+            OpenMetrics,
+        );
+        check(Some("application/openmetrics-text;version=2.0.0"), Text);
+        check(Some("application/openmetrics-text;q=0"), Text);
+        check(
+            Some("application/openmetrics-text;q=0.4,text/plain;q=0.5"),
+            Text,
+        );
+        check(
+            Some("text/plain;q=0.5, application/openmetrics-text;q=0.5"),
+            OpenMetrics,
+        );
+        check(Some("application/openmetrics-text;q=abc"), Text);
+        check(Some("application/json"), Text);
+    }
+}

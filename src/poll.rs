@@ -147,6 +147,12 @@ pub fn fetch(
                 .find(|(k, _)| k.eq_ignore_ascii_case(name))
                 .map(|(_, v)| v.clone())
         };
+        // minreq reports a missing or unparseable status line as this made-up 503.
+        if response.status_code == 503
+            && response.reason_phrase == "Server did not provide a status line"
+        {
+            return Err(Failure::InvalidResponse("no HTTP status line".into()));
+        }
         match response.status_code {
             200..=299 => {}
             301 | 302 | 303 | 307 | 308 => {
@@ -242,6 +248,8 @@ fn classify(error: minreq::Error) -> Failure {
     }
 }
 
+/// Classifies an I/O error of the request. Errors while reading the body are never
+/// connection failures: the connection was made, the response is broken.
 fn classify_io(error: &io::Error) -> Failure {
     use io::ErrorKind::*;
     let text = error.to_string();
@@ -249,9 +257,15 @@ fn classify_io(error: &io::Error) -> Failure {
         TimedOut | WouldBlock => Failure::Timeout,
         ConnectionRefused | ConnectionReset | ConnectionAborted | NotConnected
         | AddrNotAvailable | HostUnreachable | NetworkUnreachable => Failure::Connect(text),
-        UnexpectedEof | InvalidData => Failure::InvalidResponse(text),
         _ if text.contains("lookup address") || text.contains("resolve") => Failure::Resolve(text),
-        _ => Failure::Connect(text),
+        _ => Failure::InvalidResponse(text),
+    }
+}
+
+fn classify_body(error: &io::Error) -> Failure {
+    match classify_io(error) {
+        Failure::Timeout => Failure::Timeout,
+        _ => Failure::InvalidResponse(format!("while reading the body: {error}")),
     }
 }
 

@@ -1,0 +1,395 @@
+//! The test harness: a real target server and the real exporter binary, both on 127.0.0.1 with
+//! ports chosen by the kernel.
+//!
+//! - [`Target`] is an HTTP server whose answer the test sets ([`Reply`]) and changes while the
+//!   exporter runs; it records every request it receives.
+//! - [`Exporter`] runs the binary built by cargo with a clean environment, finds its port from
+//!   the start-up log line (never a fixed port or a fixed sleep) and kills it when dropped.
+//!   Every failed wait panics with the exporter's stderr so far.
+//! - [`get`] is a small HTTP/1.1 client over a raw `TcpStream`.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// The tutorial application's status document.
+pub const TUTORIAL_DOC: &str = r#"{"current_requests": 4, "pending_requests": 0, "total_uptime": 104.914734, "health": "healthy"}"#;
+
+/// The metrics the tutorial document gives with the built-in mapping, in text format 0.0.4.
+pub const TUTORIAL_TEXT: &str = r#"# HELP app_requests_current Current requests
+# TYPE app_requests_current gauge
+app_requests_current 4
+# HELP app_requests_pending Pending requests
+# TYPE app_requests_pending gauge
+app_requests_pending 0
+# HELP app_uptime Uptime
+# TYPE app_uptime gauge
+app_uptime 104.914734
+# HELP app_health Health
+# TYPE app_health gauge
+app_health{app_health="healthy"} 1
+app_health{app_health="unhealthy"} 0
+"#;
+
+/// What the target answers to every request.
+#[derive(Clone, Debug)]
+pub enum Reply {
+    /// 200 with this JSON body.
+    Json(String),
+    /// This status, content type and body.
+    Status(u16, &'static str, String),
+    /// These bytes, as they are, then close.
+    Raw(Vec<u8>),
+    /// A 200 whose headers announce no length and whose body never ends.
+    Endless,
+    /// A status line, then a header line that never ends.
+    EndlessHeader,
+    /// Accept the connection, read the request, never answer (until the test ends).
+    Hang,
+}
+
+/// One request the target received.
+#[derive(Clone, Debug)]
+pub struct Seen {
+    pub path: String,
+    /// Header names lowercased.
+    pub headers: HashMap<String, String>,
+}
+
+pub struct Target {
+    pub addr: SocketAddr,
+    reply: Arc<Mutex<Reply>>,
+    seen: Arc<Mutex<Vec<Seen>>>,
+}
+
+impl Target {
+    /// Starts a target on 127.0.0.1:0 that answers `reply` until told otherwise.
+    pub fn start(reply: Reply) -> Target {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
+        let addr = listener.local_addr().expect("local address");
+        let reply = Arc::new(Mutex::new(reply));
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let (r, s) = (Arc::clone(&reply), Arc::clone(&seen));
+        thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let (r, s) = (Arc::clone(&r), Arc::clone(&s));
+                thread::spawn(move || answer(stream, &r, &s));
+            }
+        });
+        Target { addr, reply, seen }
+    }
+
+    pub fn set(&self, reply: Reply) {
+        *self.reply.lock().unwrap() = reply;
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+fn answer(stream: TcpStream, reply: &Mutex<Reply>, seen: &Mutex<Vec<Seen>>) {
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+    let mut reader = BufReader::new(&stream);
+    let mut request_line = String::new();
+    if reader.read_line(&mut request_line).unwrap_or(0) == 0 {
+        return;
+    }
+    let path = request_line
+        .split_whitespace()
+        .nth(1)
+        .unwrap_or("")
+        .to_string();
+    let mut headers = HashMap::new();
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 || line.trim().is_empty() {
+            break;
+        }
+        if let Some((name, value)) = line.split_once(':') {
+            headers.insert(name.trim().to_ascii_lowercase(), value.trim().to_string());
+        }
+    }
+    seen.lock().unwrap().push(Seen { path, headers });
+    let reply = reply.lock().unwrap().clone();
+    let mut out = &stream;
+    let respond = |out: &mut &TcpStream, status: u16, content_type: &str, body: &str| {
+        let head = format!(
+            "HTTP/1.1 {status} X\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        );
+        let _ = out.write_all(head.as_bytes());
+        let _ = out.write_all(body.as_bytes());
+    };
+    match reply {
+        Reply::Json(body) => respond(&mut out, 200, "application/json", &body),
+        Reply::Status(status, content_type, body) => respond(&mut out, status, content_type, &body),
+        Reply::Raw(bytes) => {
+            let _ = out.write_all(&bytes);
+        }
+        Reply::Endless => {
+            let _ = out.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n[");
+            let chunk = vec![b'1'; 64 * 1024];
+            // Bounded: the exporter stops reading long before this ends.
+            for _ in 0..1024 {
+                if out.write_all(&chunk).is_err() {
+                    break;
+                }
+            }
+        }
+        Reply::EndlessHeader => {
+            let _ = out.write_all(b"HTTP/1.1 200 OK\r\nX-Long: ");
+            let chunk = vec![b'x'; 64 * 1024];
+            for _ in 0..1024 {
+                if out.write_all(&chunk).is_err() {
+                    break;
+                }
+            }
+        }
+        Reply::Hang => {
+            thread::sleep(Duration::from_secs(30));
+        }
+    }
+    let _ = stream.shutdown(Shutdown::Both);
+}
+
+/// A running exporter binary.
+pub struct Exporter {
+    child: Child,
+    pub addr: SocketAddr,
+    stderr: Arc<Mutex<Vec<String>>>,
+}
+
+/// The exporter binary cargo built for these tests.
+pub fn binary() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_status-exporter"))
+}
+
+/// A `Command` for the binary with none of the exporter's variables inherited.
+pub fn command(args: &[&str], env: &[(&str, &str)]) -> Command {
+    let mut command = Command::new(binary());
+    command
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default());
+    command.args(args).envs(env.iter().copied());
+    command
+}
+
+impl Exporter {
+    /// Starts the exporter on 127.0.0.1 with a free port, polling every 0.2 s unless `env`
+    /// says otherwise, and waits for its start-up line.
+    pub fn start(args: &[&str], env: &[(&str, &str)]) -> Exporter {
+        let mut full_env = vec![
+            ("POLLING_INTERVAL_SECONDS", "0.2"),
+            ("EXPORTER_PORT", "0"),
+            ("LISTEN_ADDRESS", "127.0.0.1"),
+        ];
+        full_env.extend_from_slice(env);
+        let mut child = command(args, &full_env)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start the exporter binary");
+        let stderr = Arc::new(Mutex::new(Vec::new()));
+        let pipe = child.stderr.take().expect("stderr is piped");
+        let lines = Arc::clone(&stderr);
+        thread::spawn(move || {
+            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                lines.lock().unwrap().push(line);
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let found = stderr.lock().unwrap().iter().find_map(|l| {
+                let rest = l.split("listening on ").nth(1)?;
+                rest.split(';').next()?.parse::<SocketAddr>().ok()
+            });
+            if let Some(addr) = found {
+                return Exporter {
+                    child,
+                    addr,
+                    stderr,
+                };
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!(
+                    "the exporter exited with {status} before listening:\n{}",
+                    stderr.lock().unwrap().join("\n")
+                );
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!(
+                    "no start-up line within 10 s:\n{}",
+                    stderr.lock().unwrap().join("\n")
+                );
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// The exporter's stderr lines so far.
+    pub fn stderr(&self) -> Vec<String> {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// GET /metrics, expecting 200, returning the body.
+    pub fn scrape(&self) -> String {
+        let response = get(self.addr, "GET", "/metrics", &[]);
+        assert_eq!(
+            response.status,
+            200,
+            "scrape failed: {response:?}\nstderr:\n{}",
+            self.stderr().join("\n")
+        );
+        response.body
+    }
+
+    /// Scrapes until `ready` holds for the body (at most 10 s), and returns that body.
+    pub fn wait_for(&self, what: &str, ready: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let body = self.scrape();
+            if ready(&body) {
+                return body;
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "timed out waiting for {what}; last scrape:\n{body}\nstderr:\n{}",
+                    self.stderr().join("\n")
+                );
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits until the scrape holds `line` (a whole line).
+    pub fn wait_for_line(&self, line: &str) -> String {
+        self.wait_for(line, |body| body.lines().any(|l| l == line))
+    }
+
+    /// The value of the sample `series` (name with labels, as printed) in the current scrape.
+    pub fn value(&self, series: &str) -> Option<f64> {
+        value(&self.scrape(), series)
+    }
+
+    /// Waits until `polls` more polls have completed.
+    pub fn wait_polls(&self, polls: u32) {
+        let now = self.value("status_exporter_polls_total").unwrap_or(0.0);
+        let target = now + f64::from(polls);
+        self.wait_for(&format!("{polls} more polls"), |body| {
+            value(body, "status_exporter_polls_total").is_some_and(|v| v >= target)
+        });
+    }
+
+    /// Stderr lines containing `text`.
+    pub fn log_lines(&self, text: &str) -> Vec<String> {
+        self.stderr()
+            .into_iter()
+            .filter(|l| l.contains(text))
+            .collect()
+    }
+}
+
+impl Drop for Exporter {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The value of `series` in an exposition body.
+pub fn value(body: &str, series: &str) -> Option<f64> {
+    body.lines().find_map(|line| {
+        let rest = line.strip_prefix(series)?.strip_prefix(' ')?;
+        match rest {
+            "+Inf" => Some(f64::INFINITY),
+            "-Inf" => Some(f64::NEG_INFINITY),
+            v => v.parse().ok(),
+        }
+    })
+}
+
+/// The target's part of a scrape: everything before the exporter's own metrics.
+pub fn app_part(body: &str) -> &str {
+    body.find("# HELP status_exporter_")
+        .map_or(body, |i| &body[..i])
+}
+
+#[derive(Debug)]
+pub struct Response {
+    pub status: u16,
+    /// Header names lowercased.
+    pub headers: HashMap<String, String>,
+    pub body: String,
+}
+
+/// One request on a new connection (`Connection: close`), with a 10 s limit.
+pub fn get(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)]) -> Response {
+    let mut stream = TcpStream::connect(addr).expect("connect to the exporter");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        request += &format!("{name}: {value}\r\n");
+    }
+    request += "\r\n";
+    stream
+        .write_all(request.as_bytes())
+        .expect("send the request");
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).expect("read the response");
+    parse_response(&raw)
+}
+
+pub fn parse_response(raw: &[u8]) -> Response {
+    let text = String::from_utf8_lossy(raw);
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("no end of headers in {text:?}"));
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    Response {
+        status,
+        headers,
+        body: body.to_string(),
+    }
+}
+
+/// A fresh empty directory under the target dir, named after the test.
+pub fn temp_dir(name: &str) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create a temporary directory");
+    dir
+}
+
+/// The path of a tool, or a panic that names the Debian package to install. Tests that need
+/// a tool fail rather than skip, so CI cannot pass without them.
+pub fn tool(name: &str, package: &str) -> PathBuf {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| {
+            panic!("{name} is not installed: apt-get install {package} (.ci/run does this)")
+        })
+}

@@ -174,7 +174,7 @@ pub fn fetch(
         response
             .take(max_body_bytes as u64 + 1)
             .read_to_end(&mut body)
-            .map_err(|e| classify_io(&e))?;
+            .map_err(|e| classify_body(&e))?;
         if body.len() > max_body_bytes {
             return Err(Failure::TooLarge(format!(
                 "more than TARGET_MAX_BYTES ({max_body_bytes} bytes)"

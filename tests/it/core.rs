@@ -381,7 +381,8 @@ app_health{app_health="unhealthy"} 0
 
 #[test]
 fn bad_settings_exit_2_with_one_line() {
-    let cases: &[(&[&str], &[(&str, &str)], &str)] = &[
+    type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
+    let cases: &[Case] = &[
         (
             &[],
             &[("EXPORTER_PORT", "abc")],

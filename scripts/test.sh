@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Runs every test of status-exporter: installs what the tests need when it is missing (Debian
 # packages, Rust targets), then `cargo test`. Safe to run again; needs root (or sudo) only when
-# something is missing. Extra arguments go to `cargo test` (e.g. a test name filter).
+# something is missing. The shipping tests (chroot) need root themselves. Extra arguments go to `cargo test` (e.g. a test name filter).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Debian packages the tests run: promtool and the Prometheus server (prometheus).
-packages=(prometheus)
-commands=(promtool)
+# Debian packages the tests run, each with a command it provides: promtool and the Prometheus
+# server (prometheus), qemu for the ARM binary (qemu-user-static), systemd-analyze (systemd).
+packages=(prometheus qemu-user-static systemd)
+commands=(promtool qemu-aarch64-static systemd-analyze)
 missing=()
 for i in "${!packages[@]}"; do
   command -v "${commands[$i]}" >/dev/null 2>&1 || missing+=("${packages[$i]}")
@@ -19,5 +20,13 @@ if ((${#missing[@]})); then
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
+
+# The static builds (tests/it/ship.rs) link against the toolchain's own musl: no C toolchain
+# for the targets is needed, only the Rust standard library for each.
+targets=(x86_64-unknown-linux-musl aarch64-unknown-linux-musl)
+installed=$(rustup target list --installed)
+for target in "${targets[@]}"; do
+  grep -qx "$target" <<<"$installed" || rustup target add "$target"
+done
 
 cargo test --locked "$@"

@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Build fully static, stripped, size-optimised release binaries of status-exporter.
+#
+#   scripts/build-static.sh [TARGET...]
+#
+# Without arguments it builds x86_64-unknown-linux-musl and aarch64-unknown-linux-musl, plus
+# armv7-unknown-linux-musleabihf when that target's standard library is installed. Each binary
+# lands in $CARGO_TARGET_DIR/TARGET/release/status-exporter and is also copied to
+# $CARGO_TARGET_DIR/static/ARCH/status-exporter (ARCH as Docker names it: amd64, arm64, arm),
+# which is the whole build context that scripts/Dockerfile needs.
+#
+# The musl targets link self-contained: rustc brings musl's crt objects and libc.a, so no C
+# cross-compiler is needed. x86_64 links with the host's cc; the ARM targets link with the
+# rust-lld that ships with the toolchain (override with CARGO_TARGET_<TRIPLE>_LINKER).
+#
+# Needs: rustup targets (`rustup target add x86_64-unknown-linux-musl aarch64-unknown-linux-musl`)
+# and gcc (already on the machine). Honours CARGO_TARGET_DIR and CARGO_BUILD_JOBS.
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+target_dir=${CARGO_TARGET_DIR:-$root/target}
+sysroot=$("${RUSTC:-rustc}" --print sysroot)
+
+installed() { [[ -d $sysroot/lib/rustlib/$1/lib ]]; }
+
+if (($# == 0)); then
+    set -- x86_64-unknown-linux-musl aarch64-unknown-linux-musl
+    if installed armv7-unknown-linux-musleabihf; then
+        set -- "$@" armv7-unknown-linux-musleabihf
+    else
+        echo "build-static: skipping armv7-unknown-linux-musleabihf (not installed:" \
+            "rustup target add armv7-unknown-linux-musleabihf)" >&2
+    fi
+fi
+
+for target in "$@"; do
+    if ! installed "$target"; then
+        echo "build-static: the standard library for $target is missing:" \
+            "rustup target add $target" >&2
+        exit 1
+    fi
+done
+
+for target in "$@"; do
+    case $target in
+        x86_64-*) arch=amd64 ;;
+        aarch64-*) arch=arm64 ;;
+        armv7-*) arch=arm ;;
+        *) arch=$target ;;
+    esac
+    linker_var=CARGO_TARGET_$(echo "$target" | tr 'a-z-' 'A-Z_')_LINKER
+    if [[ $target != x86_64-* && -z ${!linker_var:-} ]]; then
+        export "$linker_var=rust-lld"
+    fi
+    echo "build-static: building $target" >&2
+    "${CARGO:-cargo}" build --manifest-path "$root/Cargo.toml" --locked --release --target "$target"
+    bin=$target_dir/$target/release/status-exporter
+    mkdir -p "$target_dir/static/$arch"
+    cp "$bin" "$target_dir/static/$arch/status-exporter"
+done
+
+echo
+printf '%-34s %10s  %s\n' target bytes binary
+for target in "$@"; do
+    bin=$target_dir/$target/release/status-exporter
+    printf '%-34s %10s  %s\n' "$target" "$(stat -c %s "$bin")" "$bin"
+done

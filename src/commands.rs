@@ -39,6 +39,9 @@ pub fn summary(config: &Config) -> String {
         config.interval, config.timeout
     );
     out += &format!("  max document:  {} bytes\n", config.max_body_bytes);
+    for (label, value) in crate::config::request_settings(config) {
+        out += &format!("  {:15}{value}\n", format!("{label}:"));
+    }
     out += &format!("  listen:        {listen} port {}\n", config.port);
     out += &format!(
         "  openmetrics:   {}\n",
@@ -78,7 +81,7 @@ pub fn render(config: &Config, file: &str) -> Result<(), String> {
         std::fs::read(file).map(|bytes| text = bytes)
     };
     read.map_err(|e| format!("--render: cannot read {file}: {e}"))?;
-    let doc: serde_json::Value = serde_json::from_slice(&text)
+    let doc = mapping::parse_document(&config.mapping, &text)
         .map_err(|e| format!("--render: {file} is not a JSON document: {e}"))?;
     let applied = mapping::apply(&config.mapping, &doc);
     for (metric, skipped) in config.mapping.metrics.iter().zip(&applied.errors) {

@@ -6,9 +6,10 @@
 //! families. Only this module knows the shape of the target's JSON. It knows nothing about HTTP,
 //! files on disk or how families are rendered.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
 use crate::exposition::{Family, Kind};
@@ -80,6 +81,8 @@ pub fn parse(text: &str) -> Result<Mapping, String> {
         return Err(r#""metrics" is empty: add at least one metric"#.to_string());
     }
     let mut metrics: Vec<Metric> = Vec::with_capacity(items.len());
+    let mut names: HashSet<String> = HashSet::new();
+    let mut families: HashMap<String, usize> = HashMap::new();
     for (index, item) in items.iter().enumerate() {
         let at = |name: &str| {
             if name.is_empty() {
@@ -89,22 +92,24 @@ pub fn parse(text: &str) -> Result<Mapping, String> {
             }
         };
         let metric = parse_metric(item).map_err(|(name, e)| format!("{}: {e}", at(&name)))?;
-        for other in &metrics {
-            if other.name == metric.name {
-                return Err(format!(
-                    "{}: the name is already used by another metric",
-                    at(&metric.name)
-                ));
-            }
-            if family_name(other) == family_name(&metric) {
-                return Err(format!(
-                    "{}: clashes with {:?}: in OpenMetrics both are the family {:?}; rename one",
-                    at(&metric.name),
-                    other.name,
-                    family_name(&metric)
-                ));
-            }
+        if names.contains(metric.name.as_str()) {
+            return Err(format!(
+                "{}: the name is already used by another metric",
+                at(&metric.name)
+            ));
         }
+        // Families are unique: indexes into `metrics` by OpenMetrics family name.
+        if let Some(&other) = families.get(family_name(&metric)) {
+            let other: &Metric = &metrics[other];
+            return Err(format!(
+                "{}: clashes with {:?}: in OpenMetrics both are the family {:?}; rename one",
+                at(&metric.name),
+                other.name,
+                family_name(&metric)
+            ));
+        }
+        families.insert(family_name(&metric).to_string(), metrics.len());
+        names.insert(metric.name.clone());
         metrics.push(metric);
     }
     Ok(Mapping { metrics })
@@ -372,6 +377,217 @@ fn parse_states(value: Option<&Value>) -> Result<Vec<String>, String> {
     Ok(states)
 }
 
+/// Parses a status document, keeping only the parts `mapping` reads.
+///
+/// The whole document is checked for valid JSON, but subtrees that no pointer of the mapping
+/// reaches are skipped without being built, so a large document with a small mapping costs
+/// little more than reading it. The result answers every pointer of the mapping exactly as the
+/// full document would.
+pub fn parse_document(mapping: &Mapping, json: &[u8]) -> Result<Value, serde_json::Error> {
+    let needed = Needed::for_mapping(mapping);
+    let mut deserializer = serde_json::Deserializer::from_slice(json);
+    let doc = Pruned(&needed).deserialize(&mut deserializer)?;
+    deserializer.end()?;
+    Ok(doc)
+}
+
+/// The parts of a document a mapping reads: a tree of object keys (or array indexes).
+#[derive(Clone, Debug, Default)]
+struct Needed {
+    /// Keep the whole subtree (a value or label is read here).
+    all: bool,
+    children: BTreeMap<String, Needed>,
+    /// Every element: the subtree of an `each`.
+    any: Option<Box<Needed>>,
+}
+
+impl Needed {
+    fn for_mapping(mapping: &Mapping) -> Needed {
+        let mut root = Needed::default();
+        for metric in &mapping.metrics {
+            let base = match &metric.each {
+                Some(each) => &mut **root.at(each).any.get_or_insert_with(Box::default),
+                None => &mut root,
+            };
+            let labels = metric.labels.iter().filter_map(|(_, source)| match source {
+                Source::Pointer(p) => Some(p.as_str()),
+                Source::Key => None,
+            });
+            for pointer in metric.path.as_deref().into_iter().chain(labels) {
+                base.at(pointer).all = true;
+            }
+        }
+        root.spread_any();
+        root
+    }
+
+    /// Makes every named child also hold what `any` asks for, so that looking up a key finds
+    /// everything read under it (`/components/db/details` and `each` over `/components`).
+    fn spread_any(&mut self) {
+        if let Some(any) = &self.any {
+            for child in self.children.values_mut() {
+                child.merge(any);
+            }
+        }
+        self.children.values_mut().for_each(Needed::spread_any);
+        if let Some(any) = &mut self.any {
+            any.spread_any();
+        }
+    }
+
+    fn merge(&mut self, other: &Needed) {
+        self.all |= other.all;
+        for (key, child) in &other.children {
+            self.children.entry(key.clone()).or_default().merge(child);
+        }
+        if let Some(other) = &other.any {
+            self.any.get_or_insert_with(Box::default).merge(other);
+        }
+    }
+
+    /// The node of a JSON Pointer, created if needed.
+    fn at(&mut self, pointer: &str) -> &mut Needed {
+        pointer.split('/').skip(1).fold(self, |node, token| {
+            let key = token.replace("~1", "/").replace("~0", "~");
+            node.children.entry(key).or_default()
+        })
+    }
+
+    fn child(&self, key: &str) -> Option<&Needed> {
+        self.children.get(key).or(self.any.as_deref())
+    }
+}
+
+/// serde_json (with `arbitrary_precision`) hands a number to a visitor as a one-entry map
+/// under this key.
+const NUMBER_TOKEN: &str = "$serde_json::private::Number";
+
+/// Builds the parts of a value that `Needed` asks for.
+struct Pruned<'a>(&'a Needed);
+
+impl<'de> DeserializeSeed<'de> for Pruned<'_> {
+    type Value = Value;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
+        if self.0.all {
+            serde::Deserialize::deserialize(deserializer)
+        } else {
+            deserializer.deserialize_any(self)
+        }
+    }
+}
+
+impl<'de> Visitor<'de> for Pruned<'_> {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(v.into())
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(v.into())
+    }
+
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(v.into())
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_string()))
+    }
+
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::new();
+        loop {
+            // Skipped elements stay as null so that indexes do not move.
+            let child = if self.0.children.is_empty() {
+                self.0.any.as_deref()
+            } else {
+                self.0.child(&items.len().to_string())
+            };
+            let item = match child {
+                Some(child) => seq.next_element_seed(Pruned(child))?,
+                None => seq.next_element::<IgnoredAny>()?.map(|_| Value::Null),
+            };
+            match item {
+                Some(item) => items.push(item),
+                None => return Ok(Value::Array(items)),
+            }
+        }
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut object = Map::new();
+        while let Some(key) = map.next_key_seed(Key(self.0))? {
+            match key {
+                Kept::Number => {
+                    let text: String = map.next_value()?;
+                    let number = text
+                        .parse::<serde_json::Number>()
+                        .map_err(de::Error::custom)?;
+                    return Ok(Value::Number(number));
+                }
+                Kept::Key(key, child) => {
+                    let value = map.next_value_seed(Pruned(child))?;
+                    object.insert(key, value);
+                }
+                Kept::Skip => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(Value::Object(object))
+    }
+}
+
+/// An object key: kept (with the part of its value that is needed), or skipped.
+enum Kept<'a> {
+    Key(String, &'a Needed),
+    Skip,
+    /// The key under which serde_json passes a number.
+    Number,
+}
+
+struct Key<'a>(&'a Needed);
+
+impl<'de, 'a> DeserializeSeed<'de> for Key<'a> {
+    type Value = Kept<'a>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Kept<'a>, D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl<'a> Visitor<'_> for Key<'a> {
+    type Value = Kept<'a>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an object key")
+    }
+
+    fn visit_str<E>(self, key: &str) -> Result<Kept<'a>, E> {
+        if key == NUMBER_TOKEN {
+            return Ok(Kept::Number);
+        }
+        Ok(match self.0.child(key) {
+            Some(child) => Kept::Key(key.to_string(), child),
+            None => Kept::Skip,
+        })
+    }
+}
+
 /// What applying a mapping to a document gives.
 #[derive(Debug, Default, PartialEq)]
 pub struct Applied {
@@ -575,8 +791,11 @@ mod tests {
     /// error of each metric that skipped samples.
     fn check(mapping: &str, doc: &str, expected: &str, expected_errors: &[&str]) {
         let mapping = parse(mapping).unwrap_or_else(|e| panic!("mapping: {e}"));
-        let doc: Value = serde_json::from_str(doc).expect("test document is JSON");
-        let applied = apply(&mapping, &doc);
+        let full: Value = serde_json::from_str(doc).expect("test document is JSON");
+        let applied = apply(&mapping, &full);
+        // The pruned document that polls use answers every pointer as the full one does.
+        let pruned = parse_document(&mapping, doc.as_bytes()).expect("test document is JSON");
+        assert_eq!(apply(&mapping, &pruned), applied, "pruned {pruned}");
         let mut out = String::new();
         render(&applied.families, Format::Text, &mut out);
         assert_eq!(out, expected);
@@ -784,6 +1003,59 @@ jobs_processed_total 42
 slash_key 1
 "#,
             &[],
+        );
+    }
+
+    #[test]
+    fn documents_keep_only_what_the_mapping_reads() {
+        fn check(mapping: &str, doc: &str, expected: &str) {
+            let mapping = parse(mapping).unwrap();
+            let pruned = parse_document(&mapping, doc.as_bytes()).map_err(|e| e.to_string());
+            assert_eq!(
+                pruned.map(|v| v.to_string()),
+                Ok(expected.to_string()),
+                "{doc}"
+            );
+        }
+        let each = r#"{"metrics": [{"name": "q", "help": "h", "each": "/qs", "labels": {"n": "/name"}, "path": "/m/count"},
+            {"name": "first", "help": "h", "path": "/list/1"}, {"name": "b", "help": "h", "path": "/a~1b"},
+            {"name": "q0_extra", "help": "h", "path": "/qs/0/extra"}]}"#;
+        check(
+            each,
+            r#"{"big": [1, {"x": "y"}, [null]], "qs": [{"name": "a", "m": {"count": 1, "other": 2}, "junk": [1,2], "extra": 3}],
+                "list": [10, 11, 12], "a/b": {"kept": 1e400}}"#,
+            r#"{"a/b":{"kept":1e+400},"list":[null,11,null],"qs":[{"extra":3,"m":{"count":1},"name":"a"}]}"#,
+        );
+        check(
+            each,
+            r#"{"qs": {"k": {"name": "x", "m": 5}}, "list": 7}"#,
+            r#"{"list":7,"qs":{"k":{"m":5,"name":"x"}}}"#,
+        );
+        check(each, r#"{"qs": 5.50}"#, r#"{"qs":5.50}"#);
+        let mapping = parse(each).unwrap();
+        for bad in [
+            r#"{"big": [1, 2,], "qs": []}"#,
+            r#"{"qs": []} x"#,
+            "",
+            r#"{"big": {"a" 1}}"#,
+        ] {
+            assert!(
+                parse_document(&mapping, bad.as_bytes()).is_err(),
+                "{bad:?} is not JSON"
+            );
+        }
+        // Deep nesting never overflows the stack: skipped, or refused past serde_json's limit.
+        let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+        let pruned = parse_document(&mapping, deep.as_bytes()).map(|v| v.to_string());
+        assert_eq!(pruned.ok().as_deref(), Some("[null]"));
+        let deep = format!(
+            r#"{{"list": [0, {}{}]}}"#,
+            "[".repeat(100_000),
+            "]".repeat(100_000)
+        );
+        assert!(
+            parse_document(&mapping, deep.as_bytes()).is_err(),
+            "recursion limit"
         );
     }
 

@@ -111,7 +111,7 @@ pub struct Response {
 /// Serves `listener` forever on the calling thread and never returns: no error ends the loop.
 ///
 /// Each accepted connection gets `TCP_NODELAY` and its own thread (named `http`, with a
-/// [`STACK_BYTES`] stack, which `handle` runs on) while fewer than `limits.max_connections` are
+/// 256 KiB stack, which `handle` runs on) while fewer than `limits.max_connections` are
 /// open; past that it is answered 503 from this thread without blocking. Failures of `accept`
 /// (out of file descriptors, a client gone before the accept) and of thread creation are retried
 /// or end only that connection, with at most one line on stderr per burst. A panic in `handle` is
@@ -175,17 +175,21 @@ where
             Ok(_) => spawn_failures.ends(),
             Err(e) => {
                 if spawn_failures.starts() {
-                    eprintln!("status-exporter: cannot start a connection thread: {e}; dropping connections until it works");
+                    eprintln!(
+                        "status-exporter: cannot start a connection thread: {e}; \
+                         closing new connections until one starts"
+                    );
                 }
             }
         }
     }
 }
 
-/// Stack of each connection thread, which the handler runs on. Only touched pages cost memory;
-/// 256 KiB leaves room for the handler and for the default panic hook, which walks and
-/// symbolizes the stack when `RUST_BACKTRACE` is set.
-pub const STACK_BYTES: usize = 256 * 1024;
+/// Stack of each connection thread, which the handler runs on. Only touched pages cost memory.
+/// Not 64 KiB: the default panic hook needs 32-48 KiB to capture a backtrace when
+/// `RUST_BACKTRACE` is set (measured: 32 KiB overflows and aborts the process), on top of what
+/// the handler uses.
+const STACK_BYTES: usize = 256 * 1024;
 /// Pause after a failed accept (out of file descriptors, ...), so the loop does not spin.
 const ACCEPT_RETRY: Duration = Duration::from_millis(50);
 /// Least time between two log lines about the same kind of trouble.
@@ -198,7 +202,12 @@ const LINGER: Duration = Duration::from_secs(1);
 /// How much a closing connection reads at most while lingering.
 const LINGER_BYTES: usize = 256 * 1024;
 /// Written to connections past `max_connections`. Fits any empty socket buffer in one write.
-const REFUSAL: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 24\r\nConnection: close\r\n\r\n503 Service Unavailable\n";
+const REFUSAL: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\n\
+    Content-Type: text/plain; charset=utf-8\r\n\
+    Content-Length: 24\r\n\
+    Connection: close\r\n\
+    \r\n\
+    503 Service Unavailable\n";
 
 /// A run of the same failure, logged once when it starts (and at most once per
 /// [`LOG_INTERVAL`], so a failure that comes and goes does not flood the log).
@@ -272,7 +281,7 @@ where
     // buf[..filled] holds bytes read but not consumed: the start of the next request(s).
     let mut filled = 0;
     // The first request must arrive within header_timeout of the accept.
-    let mut deadline = accepted + limits.header_timeout;
+    let mut deadline = after(accepted, limits.header_timeout);
     loop {
         // The head of the next request.
         let head_len = loop {
@@ -291,7 +300,7 @@ where
                         let _ = write_all(
                             &stream,
                             &bytes,
-                            Instant::now() + LINGER.min(limits.write_timeout),
+                            after(Instant::now(), LINGER.min(limits.write_timeout)),
                         );
                         return;
                     }
@@ -300,65 +309,24 @@ where
             }
         };
 
-        let (response, close, consumed) = {
-            let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-            let mut parsed = httparse::Request::new(&mut headers);
-            // Parsed once more to borrow the request for the handler; cannot fail, as the same
-            // bytes parsed complete above, but a bug here must not panic on client input.
-            if !matches!(
-                parsed.parse(&buf[..head_len]),
-                Ok(httparse::Status::Complete(_))
-            ) {
-                return finish(stream, 400, false, limits);
-            }
-            let head_only = parsed.method == Some("HEAD");
-            let frame = match framing(&parsed, limits) {
-                Ok(frame) => frame,
-                Err(status) => return finish(stream, status, head_only, limits),
-            };
-            let Some(path) = parsed.path.and_then(path_of) else {
-                return finish(stream, 400, head_only, limits);
-            };
-            // Read and drop the body. Bytes already buffered are skipped in place; the rest is
-            // read from the socket, never past the body, so pipelined requests stay intact.
-            let buffered = (filled - head_len).min(frame.body_len);
-            let mut missing = frame.body_len - buffered;
-            if missing > 0 && frame.expect_continue {
-                if !write_all(
-                    &stream,
-                    b"HTTP/1.1 100 Continue\r\n\r\n",
-                    Instant::now() + limits.write_timeout,
-                ) {
-                    return;
+        let (response, close, consumed) =
+            match answer(&stream, &buf[..filled], head_len, deadline, limits, handle) {
+                Answer::Reply {
+                    bytes,
+                    close,
+                    consumed,
+                } => (bytes, close, consumed),
+                Answer::Refuse { status, head_only } => {
+                    return finish(stream, status, head_only, limits)
                 }
-            }
-            let mut scratch = [0u8; 4096];
-            while missing > 0 {
-                let want = missing.min(scratch.len());
-                match read_some(&stream, &mut scratch[..want], deadline) {
-                    Received::Data(n) => missing -= n,
-                    Received::TimedOut | Received::Closed => return,
-                }
-            }
-            let request = Request {
-                method: parsed.method.unwrap_or(""),
-                path,
-                headers: parsed.headers,
+                Answer::Drop => return,
             };
-            let response = match panic::catch_unwind(AssertUnwindSafe(|| handle(&request))) {
-                Ok(response) => response,
-                Err(_) => error_response(500),
-            };
-            let connection = match (frame.close, frame.announce_keep_alive) {
-                (true, _) => Some("close"),
-                (false, true) => Some("keep-alive"),
-                (false, false) => None,
-            };
-            let bytes = render(&response, head_only, connection);
-            (bytes, frame.close, head_len + buffered)
-        };
 
-        if !write_all(&stream, &response, Instant::now() + limits.write_timeout) {
+        if !write_all(
+            &stream,
+            &response,
+            after(Instant::now(), limits.write_timeout),
+        ) {
             return;
         }
         if close {
@@ -368,12 +336,109 @@ where
         filled -= consumed;
         if filled == 0 {
             // Idle until the next request starts, then give it header_timeout from there.
-            match read_some(&stream, &mut buf, Instant::now() + limits.idle_timeout) {
+            match read_some(
+                &stream,
+                &mut buf,
+                after(Instant::now(), limits.idle_timeout),
+            ) {
                 Received::Data(n) => filled = n,
                 Received::TimedOut | Received::Closed => return,
             }
         }
-        deadline = Instant::now() + limits.header_timeout;
+        deadline = after(Instant::now(), limits.header_timeout);
+    }
+}
+
+/// What to do after reading a complete head.
+enum Answer {
+    /// Write these bytes; close afterwards if `close`; drop `consumed` bytes from the buffer
+    /// (the head and the part of the body that was buffered).
+    Reply {
+        bytes: Vec<u8>,
+        close: bool,
+        consumed: usize,
+    },
+    /// Answer this status and close.
+    Refuse { status: u16, head_only: bool },
+    /// Close without a word: the client went away or ran out of time.
+    Drop,
+}
+
+/// Checks the request whose head is `buf[..head_len]` (`buf` is everything read so far), reads
+/// and drops its body, and calls the handler.
+fn answer<F>(
+    stream: &TcpStream,
+    buf: &[u8],
+    head_len: usize,
+    deadline: Instant,
+    limits: &Limits,
+    handle: &F,
+) -> Answer
+where
+    F: Fn(&Request) -> Response,
+{
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut parsed = httparse::Request::new(&mut headers);
+    // Parsed once more to borrow the request for the handler; cannot fail, as the same
+    // bytes parsed complete above, but a bug here must not panic on client input.
+    if !matches!(
+        parsed.parse(&buf[..head_len]),
+        Ok(httparse::Status::Complete(_))
+    ) {
+        return Answer::Refuse {
+            status: 400,
+            head_only: false,
+        };
+    }
+    let head_only = parsed.method == Some("HEAD");
+    let frame = match framing(&parsed, limits) {
+        Ok(frame) => frame,
+        Err(status) => return Answer::Refuse { status, head_only },
+    };
+    let Some(path) = parsed.path.and_then(path_of) else {
+        return Answer::Refuse {
+            status: 400,
+            head_only,
+        };
+    };
+    // Read and drop the body. Bytes already buffered are skipped in place; the rest is
+    // read from the socket, never past the body, so pipelined requests stay intact.
+    let buffered = (buf.len() - head_len).min(frame.body_len);
+    let mut missing = frame.body_len - buffered;
+    let interim = b"HTTP/1.1 100 Continue\r\n\r\n";
+    if missing > 0
+        && frame.expect_continue
+        && !write_all(stream, interim, after(Instant::now(), limits.write_timeout))
+    {
+        return Answer::Drop;
+    }
+    let mut scratch = [0u8; 4096];
+    while missing > 0 {
+        let want = missing.min(scratch.len());
+        match read_some(stream, &mut scratch[..want], deadline) {
+            Received::Data(n) => missing -= n,
+            Received::TimedOut | Received::Closed => return Answer::Drop,
+        }
+    }
+    let request = Request {
+        method: parsed.method.unwrap_or(""),
+        path,
+        headers: parsed.headers,
+    };
+    let response = match panic::catch_unwind(AssertUnwindSafe(|| handle(&request))) {
+        Ok(response) => response,
+        Err(_) => error_response(500),
+    };
+    let connection = match (frame.close, frame.announce_keep_alive) {
+        (true, _) => Some("close"),
+        (false, true) => Some("keep-alive"),
+        (false, false) => None,
+    };
+    let bytes = render(&response, head_only, connection);
+    Answer::Reply {
+        bytes,
+        close: frame.close,
+        consumed: head_len + buffered,
     }
 }
 
@@ -609,6 +674,13 @@ fn http_date(secs: u64) -> String {
     )
 }
 
+/// `start + wait`, without the panic of `+` when a configured timeout is absurdly long: such a
+/// wait is cut to a year.
+fn after(start: Instant, wait: Duration) -> Instant {
+    let year = Duration::from_secs(365 * 86_400);
+    start.checked_add(wait.min(year)).unwrap_or(start)
+}
+
 /// The outcome of one read.
 enum Received {
     Data(usize),
@@ -668,7 +740,7 @@ fn write_all(stream: &TcpStream, mut bytes: &[u8], deadline: Instant) -> bool {
 /// Answers `status` with `Connection: close`, then closes.
 fn finish(stream: TcpStream, status: u16, head_only: bool, limits: &Limits) {
     let bytes = render(&error_response(status), head_only, Some("close"));
-    if write_all(&stream, &bytes, Instant::now() + limits.write_timeout) {
+    if write_all(&stream, &bytes, after(Instant::now(), limits.write_timeout)) {
         linger(stream);
     }
 }
@@ -688,5 +760,732 @@ fn linger(stream: TcpStream) {
             Received::Data(n) => drained += n,
             Received::TimedOut | Received::Closed => return,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::SocketAddr;
+
+    /// No client call in these tests waits longer than this.
+    const CLIENT_TIMEOUT: Duration = Duration::from_secs(5);
+
+    fn test_limits() -> Limits {
+        Limits {
+            max_connections: 16,
+            max_head_bytes: 1024,
+            header_timeout: Duration::from_secs(3),
+            idle_timeout: Duration::from_secs(3),
+            write_timeout: Duration::from_secs(3),
+            max_body_bytes: 100,
+        }
+    }
+
+    /// A server on a fresh loopback port, serving [`echo`] on a background thread.
+    fn start(limits: Limits) -> SocketAddr {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
+        let addr = listener
+            .local_addr()
+            .expect("a bound listener has an address");
+        thread::spawn(move || serve(listener, limits, echo));
+        addr
+    }
+
+    /// Answers "METHOD /path", plus the `X-Echo` header if sent; a few paths test edge cases.
+    fn echo(request: &Request) -> Response {
+        let plain = |status: u16, headers: Vec<(&'static str, String)>, body: &[u8]| Response {
+            status,
+            headers,
+            body: body.to_vec(),
+        };
+        match request.path {
+            "/panic" => panic!("handler panic, expected by the test"),
+            "/huge" => plain(200, vec![], &vec![b'x'; 16 << 20]),
+            "/framing" => plain(
+                200,
+                vec![
+                    ("Content-Length", "999".to_string()),
+                    ("connection", "keep-alive".to_string()),
+                    ("X-Split", "a\r\nInjected: yes".to_string()),
+                    ("Bad Name", "dropped".to_string()),
+                ],
+                b"ok",
+            ),
+            "/no-content" => plain(204, vec![], b"dropped"),
+            "/status-42" => plain(42, vec![], b"ok"),
+            _ => {
+                let mut body = format!("{} {}", request.method, request.path);
+                if let Some(value) = request.header("x-echo") {
+                    body = format!("{body} x-echo={value}");
+                }
+                plain(
+                    200,
+                    vec![("Content-Type", "text/plain".to_string())],
+                    body.as_bytes(),
+                )
+            }
+        }
+    }
+
+    fn connect(addr: SocketAddr) -> TcpStream {
+        let stream = TcpStream::connect(addr).expect("connect to the test server");
+        stream
+            .set_read_timeout(Some(CLIENT_TIMEOUT))
+            .expect("set a read timeout");
+        stream
+            .set_write_timeout(Some(CLIENT_TIMEOUT))
+            .expect("set a write timeout");
+        stream
+    }
+
+    /// Everything the server sends until it closes, as text: CRLF shown as LF, the date as
+    /// `<date>`, and a marker if the connection was reset or not closed in time.
+    fn read_to_close(stream: &mut TcpStream) -> String {
+        let mut bytes = Vec::new();
+        let mut chunk = [0u8; 4096];
+        let end = loop {
+            match stream.read(&mut chunk) {
+                Ok(0) => break "",
+                Ok(n) => bytes.extend_from_slice(&chunk[..n]),
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    break "<not closed in time>"
+                }
+                Err(_) => break "<reset>",
+            }
+        };
+        let text = String::from_utf8_lossy(&bytes).replace("\r\n", "\n");
+        let lines: Vec<&str> = text
+            .split('\n')
+            .map(|l| {
+                if l.starts_with("Date: ") {
+                    "Date: <date>"
+                } else {
+                    l
+                }
+            })
+            .collect();
+        lines.join("\n") + end
+    }
+
+    /// Sends `request` on a new connection and returns the transcript until the server closes.
+    fn exchange(addr: SocketAddr, request: &[u8]) -> String {
+        let mut stream = connect(addr);
+        stream.write_all(request).expect("send the request");
+        read_to_close(&mut stream)
+    }
+
+    /// One response on a kept-alive connection, framed by its `Content-Length`: (head, body).
+    fn read_response(stream: &mut TcpStream) -> (String, Vec<u8>) {
+        let mut bytes = Vec::new();
+        let mut chunk = [0u8; 4096];
+        loop {
+            if let Some(end) = bytes.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&bytes[..end]).into_owned();
+                let length: usize = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("Content-Length: "))
+                    .map_or(0, |v| v.parse().expect("a numeric Content-Length"));
+                if bytes.len() >= end + 4 + length {
+                    assert_eq!(bytes.len(), end + 4 + length, "bytes after the response");
+                    return (head, bytes[end + 4..].to_vec());
+                }
+            }
+            let n = stream
+                .read(&mut chunk)
+                .expect("a response before the timeout");
+            assert!(
+                n > 0,
+                "closed mid-response after {:?}",
+                String::from_utf8_lossy(&bytes)
+            );
+            bytes.extend_from_slice(&chunk[..n]);
+        }
+    }
+
+    /// Polls until a new connection is served 200 (slots free up when a connection thread
+    /// notices its client left); panics after CLIENT_TIMEOUT.
+    fn wait_until_served(addr: SocketAddr) {
+        let start = Instant::now();
+        loop {
+            let transcript = exchange(addr, b"GET /again HTTP/1.1\r\nConnection: close\r\n\r\n");
+            if transcript.starts_with("HTTP/1.1 200 OK") {
+                return;
+            }
+            assert!(
+                start.elapsed() < CLIENT_TIMEOUT,
+                "still refused: {transcript}"
+            );
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    fn vm_rss_kib() -> Option<u64> {
+        let status = std::fs::read_to_string("/proc/self/status").ok()?;
+        let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+        line.split_whitespace().nth(1)?.parse().ok()
+    }
+
+    /// The whole transcript of `request` sent on its own connection.
+    fn check(request: &str, expected: &str) {
+        let addr = start(test_limits());
+        assert_eq!(
+            exchange(addr, request.as_bytes()),
+            expected,
+            "request {request:?}"
+        );
+    }
+
+    /// The status line of a request the server refuses, and that it closes afterwards.
+    fn check_refused(request: &[u8], status: &str) {
+        let addr = start(test_limits());
+        let transcript = exchange(addr, request);
+        let first = transcript.lines().next().unwrap_or("");
+        assert_eq!(
+            first,
+            format!("HTTP/1.1 {status}"),
+            "request {:?}",
+            String::from_utf8_lossy(request)
+        );
+        assert!(transcript.contains("\nConnection: close\n"), "{transcript}");
+        assert!(
+            !transcript.ends_with('>'),
+            "not closed cleanly: {transcript}"
+        );
+    }
+
+    #[test]
+    fn get() {
+        check(
+            "GET /metrics?name=x HTTP/1.1\r\nHost: localhost\r\nX-Echo:  hi  \r\n\
+             Connection: close\r\n\r\n",
+            "HTTP/1.1 200 OK
+Date: <date>
+Content-Type: text/plain
+Content-Length: 22
+Connection: close
+
+GET /metrics x-echo=hi",
+        );
+        // Header names match whatever their case; empty lines before a request are skipped.
+        check(
+            "\r\nGET / HTTP/1.1\r\nx-ECHO: 1\r\nconnection: Close\r\n\r\n",
+            "HTTP/1.1 200 OK
+Date: <date>
+Content-Type: text/plain
+Content-Length: 14
+Connection: close
+
+GET / x-echo=1",
+        );
+        // Absolute-form is reduced to its path.
+        check(
+            "GET http://example.com:9100/metrics?x HTTP/1.1\r\nConnection: close\r\n\r\n",
+            "HTTP/1.1 200 OK
+Date: <date>
+Content-Type: text/plain
+Content-Length: 12
+Connection: close
+
+GET /metrics",
+        );
+    }
+
+    #[test]
+    fn response_head_uses_crlf_and_a_valid_date() {
+        let addr = start(test_limits());
+        let mut stream = connect(addr);
+        stream.write_all(b"GET / HTTP/1.1\r\n\r\n").unwrap();
+        let (head, body) = read_response(&mut stream);
+        assert!(!head.replace("\r\n", "").contains(['\r', '\n']), "{head:?}");
+        let date = head
+            .lines()
+            .find_map(|l| l.strip_prefix("Date: "))
+            .expect("a Date header");
+        assert!(date.len() == 29 && date.ends_with(" GMT"), "{date:?}");
+        assert_eq!(body, b"GET /");
+    }
+
+    #[test]
+    fn head() {
+        check(
+            "HEAD /metrics HTTP/1.1\r\nConnection: close\r\n\r\n",
+            "HTTP/1.1 200 OK
+Date: <date>
+Content-Type: text/plain
+Content-Length: 13
+Connection: close
+
+",
+        );
+    }
+
+    #[test]
+    fn server_owns_framing_headers() {
+        check(
+            "GET /framing HTTP/1.1\r\nConnection: close\r\n\r\n",
+            "HTTP/1.1 200 OK
+Date: <date>
+X-Split: a  Injected: yes
+Content-Length: 2
+Connection: close
+
+ok",
+        );
+        check(
+            "GET /no-content HTTP/1.1\r\nConnection: close\r\n\r\n",
+            "HTTP/1.1 204 No Content
+Date: <date>
+Connection: close
+
+",
+        );
+        check(
+            "GET /status-42 HTTP/1.1\r\nConnection: close\r\n\r\n",
+            "HTTP/1.1 500 Internal Server Error
+Date: <date>
+Content-Length: 2
+Connection: close
+
+ok",
+        );
+    }
+
+    #[test]
+    fn keep_alive_round_trips_are_fast() {
+        let addr = start(test_limits());
+        let mut stream = connect(addr);
+        for i in 0..3 {
+            let started = Instant::now();
+            stream
+                .write_all(format!("GET /{i} HTTP/1.1\r\nHost: localhost\r\n\r\n").as_bytes())
+                .unwrap();
+            let (head, body) = read_response(&mut stream);
+            let took = started.elapsed();
+            assert!(
+                head.starts_with("HTTP/1.1 200 OK\r\n") && !head.contains("Connection"),
+                "{head}"
+            );
+            assert_eq!(body, format!("GET /{i}").as_bytes());
+            // Headers and body in two writes would wait for a delayed ACK here (40 ms on Linux).
+            assert!(
+                took < Duration::from_millis(20),
+                "round trip {i} took {took:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn pipelined_requests_are_answered_in_order() {
+        check(
+            "GET /a HTTP/1.1\r\n\r\n\
+             HEAD /b HTTP/1.1\r\n\r\n\
+             POST /c HTTP/1.1\r\nContent-Length: 14\r\n\r\nGET /not-this!\
+             GET /d HTTP/1.1\r\nConnection: close\r\n\r\n\
+             GET /after-close HTTP/1.1\r\n\r\n",
+            "HTTP/1.1 200 OK
+Date: <date>
+Content-Type: text/plain
+Content-Length: 6
+
+GET /aHTTP/1.1 200 OK
+Date: <date>
+Content-Type: text/plain
+Content-Length: 7
+
+HTTP/1.1 200 OK
+Date: <date>
+Content-Type: text/plain
+Content-Length: 7
+
+POST /cHTTP/1.1 200 OK
+Date: <date>
+Content-Type: text/plain
+Content-Length: 6
+Connection: close
+
+GET /d",
+        );
+    }
+
+    #[test]
+    fn body_arriving_later_is_read_and_discarded() {
+        let addr = start(test_limits());
+        let mut stream = connect(addr);
+        stream
+            .write_all(b"POST /p HTTP/1.1\r\nContent-Length: 10\r\n\r\n01234")
+            .unwrap();
+        thread::sleep(Duration::from_millis(20)); // the body arrives in two parts
+        stream
+            .write_all(b"56789GET /q HTTP/1.1\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let transcript = read_to_close(&mut stream);
+        assert!(
+            transcript.contains("\n\nPOST /pHTTP/1.1 200 OK\n")
+                && transcript.ends_with("\n\nGET /q"),
+            "{transcript}"
+        );
+    }
+
+    #[test]
+    fn expect_100_continue() {
+        let addr = start(test_limits());
+        let mut stream = connect(addr);
+        stream
+            .write_all(b"POST /e HTTP/1.1\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n")
+            .unwrap();
+        let mut interim = [0u8; 25];
+        stream.read_exact(&mut interim).unwrap();
+        assert_eq!(&interim, b"HTTP/1.1 100 Continue\r\n\r\n");
+        stream.write_all(b"hello").unwrap();
+        assert_eq!(read_response(&mut stream).1, b"POST /e");
+    }
+
+    #[test]
+    fn http_1_0() {
+        check(
+            "GET /old HTTP/1.0\r\n\r\n",
+            "HTTP/1.1 200 OK
+Date: <date>
+Content-Type: text/plain
+Content-Length: 8
+Connection: close
+
+GET /old",
+        );
+        check(
+            "GET /a HTTP/1.0\r\nConnection: keep-alive\r\n\r\nGET /b HTTP/1.0\r\n\r\n",
+            "HTTP/1.1 200 OK
+Date: <date>
+Content-Type: text/plain
+Content-Length: 6
+Connection: keep-alive
+
+GET /aHTTP/1.1 200 OK
+Date: <date>
+Content-Type: text/plain
+Content-Length: 6
+Connection: close
+
+GET /b",
+        );
+    }
+
+    #[test]
+    fn malformed_requests_get_400_and_close() {
+        check_refused(b"garbage\r\n\r\n", "400 Bad Request");
+        check_refused(b"GET / HTTP/1.1 extra\r\n\r\n", "400 Bad Request");
+        check_refused(b"GET  / HTTP/1.1\r\n\r\n", "400 Bad Request");
+        check_refused(b"GET / HTTP/2.0\r\n\r\n", "400 Bad Request");
+        check_refused(b"GET / FTP/1.1\r\n\r\n", "400 Bad Request");
+        check_refused(b"GET / HTTP/1.1\r\nBad Name: x\r\n\r\n", "400 Bad Request");
+        check_refused(b"GET / HTTP/1.1\r\nNo-Colon\r\n\r\n", "400 Bad Request");
+        check_refused(b"GET / HTTP/1.1\r\n folded: x\r\n\r\n", "400 Bad Request");
+        check_refused(b"GET / HTTP/1.1\r\nX: a\x01b\r\n\r\n", "400 Bad Request");
+        check_refused(b"GET / HTTP/1.1\r\nX: a\x7fb\r\n\r\n", "400 Bad Request");
+        check_refused(
+            "GET / HTTP/1.1\r\nX: grüße\r\n\r\n".as_bytes(),
+            "400 Bad Request",
+        );
+        check_refused(b"GET / HTTP/1.1\r\nX: \xff\r\n\r\n", "400 Bad Request");
+        check_refused("GET /grüße HTTP/1.1\r\n\r\n".as_bytes(), "400 Bad Request");
+        check_refused(b"OPTIONS * HTTP/1.1\r\n\r\n", "400 Bad Request");
+        check_refused(
+            b"CONNECT example.com:443 HTTP/1.1\r\n\r\n",
+            "400 Bad Request",
+        );
+        check_refused(
+            b"GET ftp://example.com/ HTTP/1.1\r\n\r\n",
+            "400 Bad Request",
+        );
+        check_refused(
+            b"GET / HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n",
+            "400 Bad Request",
+        );
+        check_refused(
+            b"GET / HTTP/1.1\r\nContent-Length: -1\r\n\r\n",
+            "400 Bad Request",
+        );
+        check_refused(
+            b"GET / HTTP/1.1\r\nContent-Length: 1, 1\r\n\r\n",
+            "400 Bad Request",
+        );
+        check_refused(
+            b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03",
+            "400 Bad Request",
+        ); // TLS
+    }
+
+    #[test]
+    fn http_0_9_gets_400() {
+        check_refused(b"GET /\r\n", "400 Bad Request");
+        check_refused(b"GET /\r\n\r\n", "400 Bad Request");
+    }
+
+    #[test]
+    fn bodies_we_do_not_take() {
+        check_refused(
+            b"POST / HTTP/1.1\r\nContent-Length: 101\r\n\r\n",
+            "413 Content Too Large",
+        );
+        check_refused(
+            b"POST / HTTP/1.1\r\nContent-Length: 99999999999999999999999\r\n\r\n",
+            "413 Content Too Large",
+        );
+        check_refused(
+            b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+            "411 Length Required",
+        );
+        check_refused(
+            b"POST / HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
+            "411 Length Required",
+        );
+    }
+
+    #[test]
+    fn heads_over_the_limit() {
+        let many_headers = format!(
+            "GET / HTTP/1.1\r\n{}\r\n",
+            "A: b\r\n".repeat(MAX_HEADERS + 1)
+        );
+        check_refused(
+            many_headers.as_bytes(),
+            "431 Request Header Fields Too Large",
+        );
+        check_refused(
+            format!("GET / HTTP/1.1\r\nX: {}\r\n\r\n", "x".repeat(1024)).as_bytes(),
+            "431 Request Header Fields Too Large",
+        );
+        check_refused(
+            format!("GET /{} HTTP/1.1\r\n\r\n", "x".repeat(1024)).as_bytes(),
+            "414 URI Too Long",
+        );
+    }
+
+    #[test]
+    fn endless_header_line_gets_431_and_memory_stays_flat() {
+        let addr = start(test_limits());
+        let rss_before = vm_rss_kib();
+        let mut stream = connect(addr);
+        let mut writer = stream.try_clone().unwrap();
+        let sender = thread::spawn(move || {
+            // Up to 256 MiB or 5 s: a server that buffers the line would grow by that much.
+            let started = Instant::now();
+            let chunk = [b'X'; 64 * 1024];
+            let mut sent = 0usize;
+            if writer.write_all(b"GET / HTTP/1.1\r\nX-Endless: ").is_err() {
+                return sent;
+            }
+            while sent < 256 << 20 && started.elapsed() < CLIENT_TIMEOUT {
+                match writer.write(&chunk) {
+                    Ok(n) => sent += n,
+                    Err(_) => break,
+                }
+            }
+            sent
+        });
+        let transcript = read_to_close(&mut stream);
+        assert!(
+            transcript.starts_with("HTTP/1.1 431 Request Header Fields Too Large\n"),
+            "{transcript}"
+        );
+        let sent = sender.join().unwrap();
+        assert!(
+            sent < 256 << 20,
+            "the server kept reading: {sent} bytes went in"
+        );
+        if let (Some(before), Some(after)) = (rss_before, vm_rss_kib()) {
+            // Other tests run alongside, so only a gross growth is a failure.
+            assert!(
+                after < before + 48 * 1024,
+                "RSS grew from {before} KiB to {after} KiB"
+            );
+        }
+    }
+
+    #[test]
+    fn header_timeout() {
+        let addr = start(Limits {
+            header_timeout: Duration::from_millis(300),
+            ..test_limits()
+        });
+
+        // A head that stops halfway gets 408 once the time is up.
+        let started = Instant::now();
+        let transcript = exchange(addr, b"GET / HTTP/1.1\r\nHost: lo");
+        let took = started.elapsed();
+        assert!(
+            transcript.starts_with("HTTP/1.1 408 Request Timeout\n"),
+            "{transcript}"
+        );
+        assert!(
+            took >= Duration::from_millis(250) && took < Duration::from_secs(2),
+            "{took:?}"
+        );
+
+        // Dripping a byte every 50 ms does not push the deadline back.
+        let mut stream = connect(addr);
+        let mut writer = stream.try_clone().unwrap();
+        let started = Instant::now();
+        let dripper = thread::spawn(move || {
+            for &b in b"GET / HTTP/1.1\r\nX-Slow: "
+                .iter()
+                .chain([b'x'; 60].iter())
+            {
+                if writer.write_all(&[b]).is_err() {
+                    break;
+                }
+                thread::sleep(Duration::from_millis(50));
+            }
+        });
+        let transcript = read_to_close(&mut stream);
+        let took = started.elapsed();
+        assert!(
+            transcript.starts_with("HTTP/1.1 408 Request Timeout\n"),
+            "{transcript}"
+        );
+        assert!(took < Duration::from_secs(1), "dropped only after {took:?}");
+        dripper.join().unwrap();
+
+        // A connection that never sends anything is closed silently.
+        let started = Instant::now();
+        let mut stream = connect(addr);
+        assert_eq!(read_to_close(&mut stream), "");
+        assert!(started.elapsed() < Duration::from_secs(2));
+    }
+
+    #[test]
+    fn idle_timeout() {
+        let addr = start(Limits {
+            idle_timeout: Duration::from_millis(300),
+            ..test_limits()
+        });
+        let mut stream = connect(addr);
+        stream.write_all(b"GET /1 HTTP/1.1\r\n\r\n").unwrap();
+        read_response(&mut stream);
+        let started = Instant::now();
+        assert_eq!(read_to_close(&mut stream), "");
+        let took = started.elapsed();
+        assert!(
+            took >= Duration::from_millis(250) && took < Duration::from_secs(2),
+            "{took:?}"
+        );
+    }
+
+    #[test]
+    fn connection_cap() {
+        let addr = start(Limits {
+            max_connections: 2,
+            ..test_limits()
+        });
+        let mut held = Vec::new();
+        for i in 0..2 {
+            let mut stream = connect(addr);
+            stream
+                .write_all(format!("GET /held{i} HTTP/1.1\r\n\r\n").as_bytes())
+                .unwrap();
+            read_response(&mut stream);
+            held.push(stream);
+        }
+        let transcript = exchange(addr, b"GET /third HTTP/1.1\r\n\r\n");
+        assert_eq!(
+            transcript,
+            "HTTP/1.1 503 Service Unavailable
+Content-Type: text/plain; charset=utf-8
+Content-Length: 24
+Connection: close
+
+503 Service Unavailable
+"
+        );
+        drop(held);
+        wait_until_served(addr);
+    }
+
+    #[test]
+    fn handler_panic_gets_500_and_frees_its_slot() {
+        let addr = start(Limits {
+            max_connections: 1,
+            ..test_limits()
+        });
+        let mut stream = connect(addr);
+        stream.write_all(b"GET /panic HTTP/1.1\r\n\r\n").unwrap();
+        let (head, body) = read_response(&mut stream);
+        assert!(
+            head.starts_with("HTTP/1.1 500 Internal Server Error\r\n"),
+            "{head}"
+        );
+        assert_eq!(body, b"500 Internal Server Error\n");
+        // The same connection goes on, and once it closes the only slot is free again.
+        stream
+            .write_all(b"GET /next HTTP/1.1\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        assert!(read_to_close(&mut stream).ends_with("\n\nGET /next"));
+        wait_until_served(addr);
+    }
+
+    #[test]
+    fn client_that_does_not_read_is_dropped() {
+        let addr = start(Limits {
+            max_connections: 1,
+            write_timeout: Duration::from_millis(300),
+            ..test_limits()
+        });
+        let mut stream = connect(addr);
+        stream.write_all(b"GET /huge HTTP/1.1\r\n\r\n").unwrap();
+        // Never read: the server gives up writing and frees the only slot.
+        wait_until_served(addr);
+        drop(stream);
+    }
+
+    #[test]
+    fn absurd_timeouts_do_not_panic() {
+        let forever = Duration::MAX;
+        let limits = Limits {
+            header_timeout: forever,
+            idle_timeout: forever,
+            write_timeout: forever,
+            ..test_limits()
+        };
+        let transcript = exchange(
+            start(limits),
+            b"GET /x HTTP/1.1\r\nConnection: close\r\n\r\n",
+        );
+        assert!(transcript.ends_with("\n\nGET /x"), "{transcript}");
+    }
+
+    #[test]
+    fn paths() {
+        fn check(target: &str, expected: Option<&str>) {
+            assert_eq!(path_of(target), expected, "{target:?}");
+        }
+        check("/", Some("/"));
+        check("/metrics?name[]=a&b", Some("/metrics"));
+        check("/a?b?c", Some("/a"));
+        check("/%2e%2e/x", Some("/%2e%2e/x"));
+        check("http://example.com/metrics?x", Some("/metrics"));
+        check("HTTPS://example.com:9100", Some("/"));
+        check("http://example.com?x=/y", Some("/"));
+        check("*", None);
+        check("example.com:443", None);
+        check("ftp://example.com/", None);
+    }
+
+    #[test]
+    fn dates() {
+        fn check(secs: u64, expected: &str) {
+            assert_eq!(http_date(secs), expected, "{secs}");
+        }
+        check(0, "Thu, 01 Jan 1970 00:00:00 GMT");
+        check(784_111_777, "Sun, 06 Nov 1994 08:49:37 GMT");
+        check(951_782_400, "Tue, 29 Feb 2000 00:00:00 GMT");
+        check(951_868_799, "Tue, 29 Feb 2000 23:59:59 GMT");
+        check(4_107_542_399, "Sun, 28 Feb 2100 23:59:59 GMT");
+        check(253_402_300_799, "Fri, 31 Dec 9999 23:59:59 GMT");
     }
 }

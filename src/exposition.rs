@@ -17,7 +17,8 @@ pub enum Kind {
     /// Name ends in `_total`.
     Counter,
     /// One sample per state, exactly one of them 1 (a Python client `Enum`): a gauge in 0.0.4,
-    /// a `stateset` in OpenMetrics.
+    /// a `stateset` in OpenMetrics when the state label is named after the family (as
+    /// OpenMetrics requires), a gauge otherwise.
     StateSet,
     /// Name ends in `_info`, value 1, the information in the labels.
     Info,
@@ -96,7 +97,10 @@ fn render_family(family: &Family, format: Format, out: &mut String) {
         (Format::Text, Kind::Counter) => (family.name.as_str(), "", "counter"),
         (Format::Text, _) => (family.name.as_str(), "", "gauge"),
         (Format::OpenMetrics, Kind::Gauge) => (family.name.as_str(), "", "gauge"),
-        (Format::OpenMetrics, Kind::StateSet) => (family.name.as_str(), "", "stateset"),
+        (Format::OpenMetrics, Kind::StateSet) if labelled_by_family(family) => {
+            (family.name.as_str(), "", "stateset")
+        }
+        (Format::OpenMetrics, Kind::StateSet) => (family.name.as_str(), "", "gauge"),
         (Format::OpenMetrics, Kind::Counter) => split_suffix(&family.name, "_total", "counter"),
         (Format::OpenMetrics, Kind::Info) => split_suffix(&family.name, "_info", "info"),
     };
@@ -124,6 +128,15 @@ fn render_family(family: &Family, format: Format, out: &mut String) {
         write_value(sample.value, out);
         out.push('\n');
     }
+}
+
+/// Whether every sample has a label named after the family, which OpenMetrics requires of a
+/// stateset's state label. An enum whose states are in another label stays a gauge, as in 0.0.4.
+fn labelled_by_family(family: &Family) -> bool {
+    family
+        .samples
+        .iter()
+        .all(|s| s.labels.iter().any(|(name, _)| *name == family.name))
 }
 
 /// OpenMetrics names counter and info families without the suffix their samples carry.
@@ -231,9 +244,13 @@ mod tests {
         health.push(&[("app_health", "unhealthy")], 0.0);
         let mut info = Family::new("app_build_info", "Build \"of\" the\napp", Kind::Info);
         info.push(&[("commit", "ab\"c"), ("version", "1.2\\3")], 1.0);
+        let mut disk = Family::new("disk_status", "Disk state", Kind::StateSet);
+        disk.push(&[("disk", "a"), ("state", "ok")], 1.0);
+        disk.push(&[("disk", "a"), ("state", "full")], 0.0);
         vec![
             Family::single("app_uptime", "Uptime", Kind::Gauge, 104.914734),
             health,
+            disk,
             Family::single("jobs_total", "Jobs done", Kind::Counter, 7.0),
             info,
             Family::new("empty", "No samples", Kind::Gauge),
@@ -257,6 +274,10 @@ app_uptime 104.914734
 # TYPE app_health gauge
 app_health{app_health="healthy"} 1
 app_health{app_health="unhealthy"} 0
+# HELP disk_status Disk state
+# TYPE disk_status gauge
+disk_status{disk="a",state="ok"} 1
+disk_status{disk="a",state="full"} 0
 # HELP jobs_total Jobs done
 # TYPE jobs_total counter
 jobs_total 7
@@ -278,6 +299,10 @@ app_uptime 104.914734
 # TYPE app_health stateset
 app_health{app_health="healthy"} 1
 app_health{app_health="unhealthy"} 0
+# HELP disk_status Disk state
+# TYPE disk_status gauge
+disk_status{disk="a",state="ok"} 1
+disk_status{disk="a",state="full"} 0
 # HELP jobs Jobs done
 # TYPE jobs counter
 jobs_total 7

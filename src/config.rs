@@ -29,8 +29,10 @@ overrides it. Flags take their value as `--flag VALUE` or `--flag=VALUE`. An emp
 counts as unset.
 
 TARGET (the application polled):
-    --target-url URL                  TARGET_URL                full http:// URL of the status
-                                                                document; overrides the three below
+    --target-url URL                  TARGET_URL                full http:// or https:// URL of the
+                                                                status document; overrides the three
+                                                                below (https:// needs a build with
+                                                                the `https` feature)
     --target-host HOST                TARGET_HOST               default: localhost
     --target-port PORT                TARGET_PORT               default: 8000
     --target-metrics PATH             TARGET_METRICS            path of the document; `status` and
@@ -41,6 +43,36 @@ TARGET (the application polled):
                                                                 the interval, at most 10
     --target-max-bytes BYTES          TARGET_MAX_BYTES          largest document accepted;
                                                                 default: 8388608 (8 MiB)
+
+    The first poll comes after a random delay of up to a tenth of the interval (at most 1 s), so
+    that exporters started together do not poll in step. One request at a time; redirects are
+    followed on the same scheme, host and port only, at most 5. After 3 failed polls in a row the
+    time between polls doubles, then doubles again (4 intervals), until a poll succeeds.
+
+REQUEST (what the exporter sends to the target):
+    --target-header 'NAME: VALUE'     TARGET_HEADERS            a request header, e.g. an API key;
+                                                                repeat the flag for more; the
+                                                                variable holds one per line; flags
+                                                                replace the variable. Sent by
+                                                                default: Accept: application/json,
+                                                                User-Agent: status-exporter/VERSION;
+                                                                a header of the same name replaces
+                                                                them
+    --target-bearer-token-file FILE   TARGET_BEARER_TOKEN_FILE  send `Authorization: Bearer TOKEN`,
+                                                                TOKEN read from FILE
+    --target-basic-auth-user USER     TARGET_BASIC_AUTH_USER    send basic auth as USER, with the
+                                                                password read from the file below
+    --target-basic-auth-password-file FILE TARGET_BASIC_AUTH_PASSWORD_FILE
+    --target-ca-file FILE             TARGET_CA_FILE            PEM file of the CA certificates to
+                                                                trust for an https:// target instead
+                                                                of the system's; loaded once (a
+                                                                change needs a restart); default:
+                                                                the system's CA certificates
+
+    Header values and credentials are never printed. Credential files are read at start
+    (unreadable: exit 2) and again whenever they change, so rotation needs no restart; if a
+    changed file cannot be read or is empty, the last good value stays in use. A final line break
+    in a file is not part of the secret.
 
 MAPPING (which JSON value becomes which metric):
     --config-file FILE                CONFIG_FILE               JSON mapping file; re-read when it
@@ -90,6 +122,15 @@ pub struct Config {
     pub target: Target,
     /// Largest response body accepted, bytes. TARGET_MAX_BYTES, default 8 MiB.
     pub max_body_bytes: usize,
+    /// Extra request headers (name, value), in the order given; validated, no two with the same
+    /// name. `--target-header` (repeated) or TARGET_HEADERS (one per line), default none.
+    pub headers: Vec<(String, String)>,
+    /// Credentials sent with every request. TARGET_BEARER_TOKEN_FILE, or TARGET_BASIC_AUTH_USER
+    /// with TARGET_BASIC_AUTH_PASSWORD_FILE; default None. Holds file names, never secrets.
+    pub auth: Option<Auth>,
+    /// PEM file of the CA certificates trusted for an https:// target, instead of the system's.
+    /// TARGET_CA_FILE, default None: the system's CA certificates.
+    pub ca_file: Option<PathBuf>,
     /// Address to bind. LISTEN_ADDRESS, default None: all interfaces.
     pub listen_address: Option<IpAddr>,
     /// Port to listen on, 0 for any free port. EXPORTER_PORT, default 9877.
@@ -104,9 +145,11 @@ pub struct Config {
     pub demo: bool,
 }
 
-/// Where the status document is: `http://{host}:{port}{path}`.
+/// Where the status document is: `http://{host}:{port}{path}`, or `https://` with `https`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Target {
+    /// TLS (`https://`); only possible in a build with the `https` feature.
+    pub https: bool,
     /// Host name or IP address (IPv6 without brackets).
     pub host: String,
     pub port: u16,
@@ -114,12 +157,74 @@ pub struct Target {
     pub path: String,
 }
 
+impl Target {
+    /// `http://` or `https://`.
+    pub fn scheme(&self) -> &'static str {
+        if self.https {
+            "https://"
+        } else {
+            "http://"
+        }
+    }
+}
+
 impl fmt::Display for Target {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let scheme = self.scheme();
         if self.host.contains(':') {
-            write!(f, "http://[{}]:{}{}", self.host, self.port, self.path)
+            write!(f, "{scheme}[{}]:{}{}", self.host, self.port, self.path)
         } else {
-            write!(f, "http://{}:{}{}", self.host, self.port, self.path)
+            write!(f, "{scheme}{}:{}{}", self.host, self.port, self.path)
+        }
+    }
+}
+
+/// Credentials for the target, kept in files so that they stay out of `ps`, the environment and
+/// the logs. Printed (`Display`) redacted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Auth {
+    /// `Authorization: Bearer TOKEN`; TOKEN is the file's content without surrounding whitespace.
+    Bearer { token_file: PathBuf },
+    /// `Authorization: Basic base64(USER:PASSWORD)`; PASSWORD is the file's content without its
+    /// final line break.
+    Basic {
+        user: String,
+        password_file: PathBuf,
+    },
+}
+
+impl Auth {
+    /// The file holding the secret.
+    pub fn file(&self) -> &Path {
+        match self {
+            Auth::Bearer { token_file } => token_file,
+            Auth::Basic { password_file, .. } => password_file,
+        }
+    }
+
+    /// The variable that names the file, for messages.
+    pub fn setting(&self) -> &'static str {
+        match self {
+            Auth::Bearer { .. } => "TARGET_BEARER_TOKEN_FILE",
+            Auth::Basic { .. } => "TARGET_BASIC_AUTH_PASSWORD_FILE",
+        }
+    }
+}
+
+impl fmt::Display for Auth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Auth::Bearer { token_file } => {
+                write!(f, "bearer token from {} (redacted)", token_file.display())
+            }
+            Auth::Basic {
+                user,
+                password_file,
+            } => write!(
+                f,
+                "basic auth as {user:?}, password from {} (redacted)",
+                password_file.display()
+            ),
         }
     }
 }
@@ -147,6 +252,9 @@ pub enum ConfigError {
     Usage(String),
     /// The mapping file cannot be read or is invalid.
     Mapping(String),
+    /// A setting that cannot be used, as a whole message that names it and the fix (used where
+    /// the value must not be printed, or where two settings conflict).
+    Setting(String),
 }
 
 impl fmt::Display for ConfigError {
@@ -158,7 +266,7 @@ impl fmt::Display for ConfigError {
                 fix,
             } => write!(f, "{setting}: {value:?} {fix}"),
             ConfigError::Usage(message) => write!(f, "{message} (see --help)"),
-            ConfigError::Mapping(message) => f.write_str(message),
+            ConfigError::Mapping(message) | ConfigError::Setting(message) => f.write_str(message),
         }
     }
 }
@@ -195,6 +303,12 @@ pub fn parse(
     let demo = args.contains("--demo");
     let check = args.contains("--check-config");
     let no_openmetrics = args.contains("--no-openmetrics");
+    let header_flags: Vec<String> = args.values_from_str("--target-header").map_err(|e| {
+        ConfigError::Usage(match e {
+            pico_args::Error::OptionWithoutAValue(_) => "--target-header needs a value".into(),
+            other => format!("--target-header: {other}"),
+        })
+    })?;
     let mut setting = |flag: &'static str, var: &str| -> Result<Option<Raw>, ConfigError> {
         let from_flag = args
             .opt_value_from_str::<_, String>(flag)
@@ -227,6 +341,13 @@ pub fn parse(
     let file = setting("--config-file", "CONFIG_FILE")?;
     let openmetrics = setting("--openmetrics", "OPENMETRICS")?;
     let render = setting("--render", "")?;
+    let bearer = setting("--target-bearer-token-file", "TARGET_BEARER_TOKEN_FILE")?;
+    let basic_user = setting("--target-basic-auth-user", "TARGET_BASIC_AUTH_USER")?;
+    let basic_password = setting(
+        "--target-basic-auth-password-file",
+        "TARGET_BASIC_AUTH_PASSWORD_FILE",
+    )?;
+    let ca_file = setting("--target-ca-file", "TARGET_CA_FILE")?;
     let rest = args.finish();
     if let Some(arg) = rest.first() {
         let arg = arg.to_string_lossy();
@@ -257,6 +378,7 @@ pub fn parse(
                 Some(raw) => normalize_path(&raw)?,
                 None => "/status".to_string(),
             },
+            https: false,
         },
     };
     if target.host.is_empty()
@@ -296,6 +418,30 @@ pub fn parse(
         Some(raw) => parse_bool(&raw)?,
         None => true,
     };
+    let (header_setting, headers) = if header_flags.is_empty() {
+        let lines = env("TARGET_HEADERS").unwrap_or_default();
+        (
+            "TARGET_HEADERS",
+            parse_headers("TARGET_HEADERS", lines.lines())?,
+        )
+    } else {
+        let lines = header_flags.iter().map(String::as_str);
+        ("--target-header", parse_headers("--target-header", lines)?)
+    };
+    let auth = parse_auth(bearer, basic_user, basic_password)?;
+    let authorization = headers
+        .iter()
+        .find(|(name, _)| name.eq_ignore_ascii_case("authorization"));
+    if let (Some(auth), Some((name, _))) = (&auth, authorization) {
+        return Err(ConfigError::Setting(format!(
+            "{header_setting}: {name:?} conflicts with the credentials from {}; remove one of them",
+            auth.setting()
+        )));
+    }
+    let ca_file = match ca_file {
+        Some(raw) => Some(parse_ca_file(&raw, &target)?),
+        None => None,
+    };
     let mapping_file = file.map(|raw| PathBuf::from(raw.value));
     let mapping = match &mapping_file {
         Some(path) => load_mapping(path)?,
@@ -306,6 +452,9 @@ pub fn parse(
         timeout,
         target,
         max_body_bytes,
+        headers,
+        auth,
+        ca_file,
         listen_address,
         port,
         mapping_file,
@@ -326,6 +475,253 @@ pub fn load_mapping(path: &Path) -> Result<Mapping, ConfigError> {
         ConfigError::Mapping(format!("CONFIG_FILE: cannot read {}: {e}", path.display()))
     })?;
     mapping::parse(&text).map_err(|e| ConfigError::Mapping(format!("{}: {e}", path.display())))
+}
+
+/// Headers that the exporter or the connection sets: configuring them would send two `Host`
+/// headers, or describe a body or a connection that the request does not have.
+const MANAGED_HEADERS: [&str; 8] = [
+    "host",
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "keep-alive",
+    "te",
+    "trailer",
+    "upgrade",
+];
+
+/// Parses `NAME: VALUE` lines (blank ones skipped). Messages never show a value: it may be a key.
+fn parse_headers<'a>(
+    setting: &str,
+    lines: impl Iterator<Item = &'a str>,
+) -> Result<Vec<(String, String)>, ConfigError> {
+    let mut headers: Vec<(String, String)> = Vec::new();
+    for (number, line) in lines.enumerate() {
+        let line = line.trim_end_matches('\r');
+        if line.trim().is_empty() {
+            continue;
+        }
+        let Some((name, value)) = line.split_once(':') else {
+            return Err(ConfigError::Setting(format!(
+                "{setting}: header {} has no colon; write NAME: VALUE (e.g. \"X-Api-Key: abc\")",
+                number + 1
+            )));
+        };
+        let name = name.trim();
+        let invalid = |fix: &str| ConfigError::Invalid {
+            setting: setting.to_string(),
+            value: name.to_string(),
+            fix: fix.to_string(),
+        };
+        if name.is_empty() || !name.bytes().all(is_token_byte) {
+            return Err(invalid(
+                "is not a header name (letters, digits and !#$%&'*+-.^_`|~, no spaces)",
+            ));
+        }
+        let lower = name.to_ascii_lowercase();
+        if MANAGED_HEADERS.contains(&lower.as_str()) {
+            return Err(invalid("is set by the exporter; remove it"));
+        }
+        if headers.iter().any(|(n, _)| n.eq_ignore_ascii_case(name)) {
+            return Err(invalid(
+                "is given twice; give it once, with the values separated by commas",
+            ));
+        }
+        let value = value.trim_matches([' ', '\t']);
+        if value.chars().any(|c| c.is_control() && c != '\t') {
+            return Err(ConfigError::Setting(format!(
+                "{setting}: the value of {name:?} has a line break or another control character; \
+                 a value is one line"
+            )));
+        }
+        headers.push((name.to_string(), value.to_string()));
+    }
+    Ok(headers)
+}
+
+/// A character of an HTTP token (RFC 9110, section 5.6.2), as in header names.
+fn is_token_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+fn parse_auth(
+    bearer: Option<Raw>,
+    user: Option<Raw>,
+    password: Option<Raw>,
+) -> Result<Option<Auth>, ConfigError> {
+    let auth = match (bearer, user, password) {
+        (None, None, None) => return Ok(None),
+        (Some(bearer), None, None) => {
+            let auth = Auth::Bearer {
+                token_file: PathBuf::from(&bearer.value),
+            };
+            read_credentials(&auth, &bearer.name)?;
+            auth
+        }
+        (Some(bearer), Some(other), _) | (Some(bearer), None, Some(other)) => {
+            return Err(ConfigError::Setting(format!(
+                "{} and {} are both set; use one kind of credentials",
+                bearer.name, other.name
+            )))
+        }
+        (None, Some(user), None) => {
+            return Err(ConfigError::Setting(format!(
+                "{} needs TARGET_BASIC_AUTH_PASSWORD_FILE (or --target-basic-auth-password-file): \
+                 the file that holds the password",
+                user.name
+            )))
+        }
+        (None, None, Some(password)) => {
+            return Err(ConfigError::Setting(format!(
+                "{} needs TARGET_BASIC_AUTH_USER (or --target-basic-auth-user): the user name",
+                password.name
+            )))
+        }
+        (None, Some(user), Some(password)) => {
+            if user.value.contains(':') {
+                return Err(
+                    user.invalid("has a colon, which basic auth does not allow in a user name")
+                );
+            }
+            if user.value.chars().any(char::is_control) {
+                return Err(user.invalid("has a control character; a user name is one line"));
+            }
+            let auth = Auth::Basic {
+                user: user.value,
+                password_file: PathBuf::from(&password.value),
+            };
+            read_credentials(&auth, &password.name)?;
+            auth
+        }
+    };
+    Ok(Some(auth))
+}
+
+/// Reads the credentials file of `auth` and returns the value of the `Authorization` header.
+/// `setting` names the file's setting in messages, which never show the file's content.
+pub fn read_credentials(auth: &Auth, setting: &str) -> Result<String, ConfigError> {
+    let path = auth.file();
+    let fail = |what: String| ConfigError::Setting(format!("{setting}: {}{what}", path.display()));
+    let bytes = std::fs::read(path).map_err(|e| fail(format!(": cannot read it: {e}")))?;
+    let end = bytes
+        .iter()
+        .rposition(|&b| b != b'\n' && b != b'\r')
+        .map_or(0, |i| i + 1);
+    let secret = &bytes[..end];
+    match auth {
+        Auth::Bearer { .. } => {
+            let start = secret
+                .iter()
+                .take_while(|b| b.is_ascii_whitespace())
+                .count();
+            let end = secret.len()
+                - secret
+                    .iter()
+                    .rev()
+                    .take_while(|b| b.is_ascii_whitespace())
+                    .count();
+            let token = &secret[start.min(end)..end];
+            if token.is_empty() {
+                return Err(fail(" is empty; write the token into it".into()));
+            }
+            if !token.iter().all(|b| b.is_ascii_graphic()) {
+                return Err(fail(
+                    " has more than a token in it (spaces, line breaks or non-ASCII characters); \
+                     write the token alone"
+                        .into(),
+                ));
+            }
+            let token = std::str::from_utf8(token).expect("ASCII is UTF-8");
+            Ok(format!("Bearer {token}"))
+        }
+        Auth::Basic { user, .. } => {
+            if secret.is_empty() {
+                return Err(fail(" is empty; write the password into it".into()));
+            }
+            let mut pair = Vec::with_capacity(user.len() + 1 + secret.len());
+            pair.extend_from_slice(user.as_bytes());
+            pair.push(b':');
+            pair.extend_from_slice(secret);
+            Ok(format!("Basic {}", base64(&pair)))
+        }
+    }
+}
+
+/// Standard base64 with padding (RFC 4648, section 4), for basic auth.
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, &b)| n | u32::from(b) << (16 - 8 * i));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(ALPHABET[(n >> (18 - 6 * i) & 63) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// Checks that the CA file can be used: an https:// target, a build with HTTPS, a readable file
+/// with at least one PEM certificate in it (rustls parses it at the first poll).
+fn parse_ca_file(raw: &Raw, target: &Target) -> Result<PathBuf, ConfigError> {
+    let name = &raw.name;
+    if !cfg!(feature = "https") {
+        return Err(ConfigError::Setting(format!(
+            "{name}: this build has no HTTPS support; build with --features https"
+        )));
+    }
+    if !target.https {
+        return Err(ConfigError::Setting(format!(
+            "{name}: only used for an https:// target, and the target is {target}; \
+             use an https:// TARGET_URL or remove {name}"
+        )));
+    }
+    let path = PathBuf::from(&raw.value);
+    let text = std::fs::read(&path).map_err(|e| {
+        ConfigError::Setting(format!("{name}: cannot read {}: {e}", path.display()))
+    })?;
+    let text = String::from_utf8_lossy(&text);
+    let has_certificate = text
+        .split("-----BEGIN CERTIFICATE-----")
+        .skip(1)
+        .any(|rest| rest.contains("-----END CERTIFICATE-----"));
+    if !has_certificate {
+        return Err(ConfigError::Setting(format!(
+            "{name}: {} has no PEM certificate (-----BEGIN CERTIFICATE-----) in it; \
+             convert a DER file with `openssl x509 -inform der -in FILE`",
+            path.display()
+        )));
+    }
+    Ok(path)
+}
+
+/// The request settings beyond the URL, for the start-up line and `--check-config`: (label,
+/// description) pairs, secrets and header values left out.
+pub fn request_settings(config: &Config) -> Vec<(&'static str, String)> {
+    let mut out = Vec::new();
+    if !config.headers.is_empty() {
+        let names: Vec<&str> = config.headers.iter().map(|(n, _)| n.as_str()).collect();
+        out.push((
+            "headers",
+            format!("{} (values not shown)", names.join(", ")),
+        ));
+    }
+    if let Some(auth) = &config.auth {
+        out.push(("credentials", auth.to_string()));
+    }
+    if let Some(ca) = &config.ca_file {
+        out.push((
+            "CA file",
+            format!("{} (instead of the system's)", ca.display()),
+        ));
+    }
+    out
 }
 
 fn parse_seconds(raw: &Raw, min: f64) -> Result<Duration, ConfigError> {
@@ -364,8 +760,19 @@ fn normalize_path(raw: &Raw) -> Result<String, ConfigError> {
 }
 
 fn parse_url(raw: &Raw) -> Result<Target, ConfigError> {
-    let Some(rest) = raw.value.strip_prefix("http://") else {
-        return Err(raw.invalid("must start with http:// (e.g. http://localhost:8000/status)"));
+    let (https, rest) = if let Some(rest) = raw.value.strip_prefix("http://") {
+        (false, rest)
+    } else if let Some(rest) = raw.value.strip_prefix("https://") {
+        if !cfg!(feature = "https") {
+            return Err(raw.invalid(
+                "is an https:// URL, and this build has no HTTPS support; build with --features https",
+            ));
+        }
+        (true, rest)
+    } else {
+        return Err(
+            raw.invalid("must start with http:// or https:// (e.g. http://localhost:8000/status)")
+        );
     };
     let split = rest.find(['/', '?']).unwrap_or(rest.len());
     let (authority, path) = rest.split_at(split);
@@ -395,6 +802,7 @@ fn parse_url(raw: &Raw) -> Result<Target, ConfigError> {
             Ok(p) if p > 0 => p,
             _ => return Err(raw.invalid("has an invalid port (1-65535)")),
         },
+        None if https => 443,
         None => 80,
     };
     let path = Raw {
@@ -406,6 +814,7 @@ fn parse_url(raw: &Raw) -> Result<Target, ConfigError> {
         },
     };
     Ok(Target {
+        https,
         host: host.to_string(),
         port,
         path: normalize_path(&path)?,
@@ -574,7 +983,7 @@ mod tests {
         check_error(
             &[],
             &[("TARGET_URL", "localhost:8000/status")],
-            r#"TARGET_URL: "localhost:8000/status" must start with http:// (e.g. http://localhost:8000/status)"#,
+            r#"TARGET_URL: "localhost:8000/status" must start with http:// or https:// (e.g. http://localhost:8000/status)"#,
         );
         check_error(
             &[],
@@ -631,5 +1040,290 @@ mod tests {
             &[],
             "CONFIG_FILE: cannot read /nonexistent/m.json: No such file or directory (os error 2)",
         );
+    }
+
+    #[test]
+    fn request_headers() {
+        fn check(args: &[&str], env: &[(&str, &str)], expected: &[(&str, &str)]) {
+            let got = config(args, env).headers;
+            let got: Vec<(&str, &str)> = got.iter().map(|(n, v)| (&**n, &**v)).collect();
+            assert_eq!(got, expected, "{args:?} {env:?}");
+        }
+        check(&[], &[], &[]);
+        check(
+            &["--target-header=X-Api-Key: abc"],
+            &[],
+            &[("X-Api-Key", "abc")],
+        );
+        check(
+            &[
+                "--target-header",
+                "Accept:text/json",
+                "--target-header",
+                "X-A:  a; b=c  ",
+            ],
+            &[("TARGET_HEADERS", "X-Ignored: 1")],
+            &[("Accept", "text/json"), ("X-A", "a; b=c")],
+        );
+        check(
+            &[],
+            &[("TARGET_HEADERS", "X-A: 1\r\n\n  \nX-B: two: 2\nX-Empty:")],
+            &[("X-A", "1"), ("X-B", "two: 2"), ("X-Empty", "")],
+        );
+        check(
+            &[],
+            &[("TARGET_HEADERS", "X-Tab: a\tb")],
+            &[("X-Tab", "a\tb")],
+        );
+
+        let header = |h: &str| -> String {
+            match run(&["--target-header", h], &[]) {
+                Err(e) => e.to_string(),
+                Ok(c) => panic!("{h:?} accepted: {c:?}"),
+            }
+        };
+        assert_eq!(
+            header("X-Api-Key secret"),
+            r#"--target-header: header 1 has no colon; write NAME: VALUE (e.g. "X-Api-Key: abc")"#
+        );
+        assert_eq!(
+            header("X Api: secret"),
+            r#"--target-header: "X Api" is not a header name (letters, digits and !#$%&'*+-.^_`|~, no spaces)"#
+        );
+        assert_eq!(
+            header(": secret"),
+            r#"--target-header: "" is not a header name (letters, digits and !#$%&'*+-.^_`|~, no spaces)"#
+        );
+        assert_eq!(
+            header("X-Key: sec\u{0}ret"),
+            r#"--target-header: the value of "X-Key" has a line break or another control character; a value is one line"#
+        );
+        assert_eq!(
+            header("X-Key: sec\rret"),
+            r#"--target-header: the value of "X-Key" has a line break or another control character; a value is one line"#
+        );
+        for managed in ["Host", "content-length", "Transfer-Encoding", "Connection"] {
+            assert_eq!(
+                header(&format!("{managed}: x")),
+                format!("--target-header: {managed:?} is set by the exporter; remove it")
+            );
+        }
+        check_error(
+            &[],
+            &[("TARGET_HEADERS", "X-A: 1\nx-a: 2")],
+            r#"TARGET_HEADERS: "x-a" is given twice; give it once, with the values separated by commas"#,
+        );
+        check_error(
+            &[],
+            &[("TARGET_HEADERS", "X-A: 1\nsecret")],
+            r#"TARGET_HEADERS: header 2 has no colon; write NAME: VALUE (e.g. "X-Api-Key: abc")"#,
+        );
+    }
+
+    /// A file with this content in a fresh directory for the test; returns its path.
+    fn file(test: &str, content: &[u8]) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!(
+            "status-exporter-config-{}-{test}",
+            std::process::id()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("secret");
+        std::fs::write(&path, content).unwrap();
+        path
+    }
+
+    #[test]
+    fn base64_of_rfc_4648_and_7617() {
+        for (input, expected) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+            ("fooba", "Zm9vYmE="),
+            ("foobar", "Zm9vYmFy"),
+            ("Aladdin:open sesame", "QWxhZGRpbjpvcGVuIHNlc2FtZQ=="),
+            ("test:123\u{a3}", "dGVzdDoxMjPCow=="),
+        ] {
+            assert_eq!(base64(input.as_bytes()), expected, "{input:?}");
+        }
+        assert_eq!(base64(&[0xff, 0xfe, 0xfd, 0xfc]), "//79/A==");
+    }
+
+    #[test]
+    fn credentials_from_files() {
+        fn check(auth: &Auth, content: &[u8], expected: Result<&str, &str>) {
+            std::fs::write(auth.file(), content).unwrap();
+            let got = read_credentials(auth, "SETTING").map_err(|e| e.to_string());
+            let path = auth.file().display().to_string();
+            let expected = expected
+                .map(String::from)
+                .map_err(|e| format!("SETTING: {path}{e}"));
+            assert_eq!(got, expected, "{content:?}");
+        }
+        let bearer = Auth::Bearer {
+            token_file: file("bearer", b""),
+        };
+        check(
+            &bearer,
+            b"abc.DEF-123_~+/==\n",
+            Ok("Bearer abc.DEF-123_~+/=="),
+        );
+        check(&bearer, b"  tok\r\n\r\n", Ok("Bearer tok"));
+        check(&bearer, b"tok", Ok("Bearer tok"));
+        let many = " has more than a token in it (spaces, line breaks or non-ASCII characters); \
+                    write the token alone";
+        check(&bearer, b"one two\n", Err(many));
+        check(&bearer, b"one\ntwo\n", Err(many));
+        check(&bearer, "t\u{f6}k".as_bytes(), Err(many));
+        check(&bearer, b"\n", Err(" is empty; write the token into it"));
+        let basic = Auth::Basic {
+            user: "Aladdin".into(),
+            password_file: file("basic", b""),
+        };
+        check(
+            &basic,
+            b"open sesame\n",
+            Ok("Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ=="),
+        );
+        check(
+            &basic,
+            b"open sesame",
+            Ok("Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ=="),
+        );
+        check(&basic, b" pass \r\n", Ok("Basic QWxhZGRpbjogcGFzcyA="));
+        check(&basic, b"\n", Err(" is empty; write the password into it"));
+        let missing = Auth::Bearer {
+            token_file: "/nonexistent/token".into(),
+        };
+        assert_eq!(
+            read_credentials(&missing, "TARGET_BEARER_TOKEN_FILE").map_err(|e| e.to_string()),
+            Err("TARGET_BEARER_TOKEN_FILE: /nonexistent/token: cannot read it: No such file or directory (os error 2)".into())
+        );
+    }
+
+    #[test]
+    fn credential_settings() {
+        let token = file("settings-token", b"tok\n");
+        let token = token.to_str().unwrap();
+        let c = config(&[], &[("TARGET_BEARER_TOKEN_FILE", token)]);
+        assert_eq!(
+            c.auth,
+            Some(Auth::Bearer {
+                token_file: token.into()
+            })
+        );
+        assert_eq!(
+            c.auth.unwrap().to_string(),
+            format!("bearer token from {token} (redacted)")
+        );
+        let c = config(
+            &[
+                "--target-basic-auth-user",
+                "bob",
+                "--target-basic-auth-password-file",
+                token,
+            ],
+            &[("TARGET_HEADERS", "X-Api-Key: k")],
+        );
+        assert_eq!(
+            request_settings(&c),
+            [
+                ("headers", "X-Api-Key (values not shown)".to_string()),
+                (
+                    "credentials",
+                    format!(r#"basic auth as "bob", password from {token} (redacted)"#)
+                ),
+            ]
+        );
+        check_error(
+            &["--target-bearer-token-file", token],
+            &[("TARGET_BASIC_AUTH_USER", "bob")],
+            "--target-bearer-token-file and TARGET_BASIC_AUTH_USER are both set; use one kind of credentials",
+        );
+        check_error(
+            &[],
+            &[("TARGET_BASIC_AUTH_USER", "bob")],
+            "TARGET_BASIC_AUTH_USER needs TARGET_BASIC_AUTH_PASSWORD_FILE (or --target-basic-auth-password-file): the file that holds the password",
+        );
+        check_error(
+            &[],
+            &[("TARGET_BASIC_AUTH_PASSWORD_FILE", token)],
+            "TARGET_BASIC_AUTH_PASSWORD_FILE needs TARGET_BASIC_AUTH_USER (or --target-basic-auth-user): the user name",
+        );
+        check_error(
+            &[],
+            &[
+                ("TARGET_BASIC_AUTH_USER", "a:b"),
+                ("TARGET_BASIC_AUTH_PASSWORD_FILE", token),
+            ],
+            r#"TARGET_BASIC_AUTH_USER: "a:b" has a colon, which basic auth does not allow in a user name"#,
+        );
+        check_error(
+            &["--target-header", "authorization: Bearer x"],
+            &[("TARGET_BEARER_TOKEN_FILE", token)],
+            r#"--target-header: "authorization" conflicts with the credentials from TARGET_BEARER_TOKEN_FILE; remove one of them"#,
+        );
+        check_error(
+            &[],
+            &[("TARGET_BEARER_TOKEN_FILE", "/nonexistent/token")],
+            "TARGET_BEARER_TOKEN_FILE: /nonexistent/token: cannot read it: No such file or directory (os error 2)",
+        );
+        // An Authorization header alone is allowed (its value is not shown either).
+        let c = config(&["--target-header", "Authorization: Token t"], &[]);
+        assert_eq!(c.headers, [("Authorization".into(), "Token t".into())]);
+    }
+
+    #[test]
+    fn https_targets() {
+        let ca = file(
+            "ca",
+            b"junk\n-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
+        );
+        let ca = ca.to_str().unwrap();
+        let url = ("TARGET_URL", "https://app.internal/status");
+        if cfg!(feature = "https") {
+            let c = config(&["--target-ca-file", ca], &[url]);
+            assert_eq!(c.target.to_string(), "https://app.internal:443/status");
+            assert_eq!(c.ca_file.as_deref(), Some(Path::new(ca)));
+            assert_eq!(
+                request_settings(&c),
+                [("CA file", format!("{ca} (instead of the system's)"))]
+            );
+            let c = config(&[], &[("TARGET_URL", "https://[::1]:8443")]);
+            assert_eq!(c.target.to_string(), "https://[::1]:8443/");
+            let not_pem = file("not-pem", b"\x30\x82\x01\x0a");
+            check_error(
+                &["--target-ca-file", not_pem.to_str().unwrap()],
+                &[url],
+                &format!(
+                    "--target-ca-file: {} has no PEM certificate (-----BEGIN CERTIFICATE-----) in it; \
+                     convert a DER file with `openssl x509 -inform der -in FILE`",
+                    not_pem.display()
+                ),
+            );
+            check_error(
+                &[],
+                &[("TARGET_CA_FILE", "/nonexistent/ca.pem"), url],
+                "TARGET_CA_FILE: cannot read /nonexistent/ca.pem: No such file or directory (os error 2)",
+            );
+            check_error(
+                &[],
+                &[("TARGET_CA_FILE", ca)],
+                "TARGET_CA_FILE: only used for an https:// target, and the target is \
+                 http://localhost:8000/status; use an https:// TARGET_URL or remove TARGET_CA_FILE",
+            );
+        } else {
+            check_error(
+                &[],
+                &[url],
+                r#"TARGET_URL: "https://app.internal/status" is an https:// URL, and this build has no HTTPS support; build with --features https"#,
+            );
+            check_error(
+                &[],
+                &[("TARGET_CA_FILE", ca)],
+                "TARGET_CA_FILE: this build has no HTTPS support; build with --features https",
+            );
+        }
     }
 }

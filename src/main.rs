@@ -85,6 +85,7 @@ fn run(mut config: Config) -> Result<(), StartError> {
     if config.demo {
         let addr = demo::start().map_err(StartError::Demo)?;
         config.target = Target {
+            https: false,
             host: addr.ip().to_string(),
             port: addr.port(),
             path: "/status".into(),
@@ -99,14 +100,17 @@ fn run(mut config: Config) -> Result<(), StartError> {
     })?;
     let poller = poll::Poller::new(&config);
     let shared: poll::Shared = Arc::new(Mutex::new(Arc::new(poller.snapshot())));
-    let interval = config.interval;
     let for_poller = Arc::clone(&shared);
     std::thread::Builder::new()
         .name("poller".into())
-        .spawn(move || poll::run(poller, interval, for_poller))
+        .spawn(move || poll::run(poller, for_poller))
         .map_err(StartError::Thread)?;
+    let request: String = config::request_settings(&config)
+        .iter()
+        .map(|(label, value)| format!("; {label}: {value}"))
+        .collect();
     log::info!(
-        "status-exporter {} listening on {local}; polling {}{} every {:?} (timeout {:?}, at most {} bytes); mapping: {}; OpenMetrics: {}",
+        "status-exporter {} listening on {local}; polling {}{} every {:?} (timeout {:?}, at most {} bytes){request}; mapping: {}; OpenMetrics: {}",
         config::VERSION,
         config.target,
         if config.demo { " (demo target)" } else { "" },

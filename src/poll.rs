@@ -2,19 +2,22 @@
 //! immutable [`Snapshot`] for the server to serve.
 //!
 //! Owns the fetch (minreq, bounded in time and size, redirects handled here so they stay on
-//! the same host), the exporter's own `status_exporter_*` metrics, poll state transitions and
-//! their log lines, and the reload of the mapping file. A scrape never waits on the target:
-//! the server only clones the `Arc` of the latest snapshot. Knows nothing about HTTP serving.
+//! the same scheme, host and port, and so the headers and credentials never leave it), the
+//! request headers and credentials (re-read when their file changes), the schedule (a random
+//! start offset, a capped back-off while the target fails), the exporter's own
+//! `status_exporter_*` metrics, poll state transitions and their log lines, and the reload of
+//! the mapping file. A scrape never waits on the target: the server only clones the `Arc` of
+//! the latest snapshot. Knows nothing about HTTP serving.
 
 use std::fmt;
 use std::io::{self, Read};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 
-use crate::config::{self, Config, Target, VERSION};
+use crate::config::{self, Auth, Config, Target, VERSION};
 use crate::exposition::{self, Family, Format, Kind};
 use crate::log;
 use crate::mapping::{self, Mapping};
@@ -49,6 +52,9 @@ pub enum Failure {
     Resolve(String),
     /// No TCP connection (refused, unreachable, reset).
     Connect(String),
+    /// No TLS session: the certificate is not trusted or not for this host, the handshake failed.
+    #[cfg_attr(not(feature = "https"), allow(dead_code))]
+    Tls(String),
     /// No complete answer within TARGET_TIMEOUT_SECONDS.
     Timeout,
     /// An HTTP status other than 2xx.
@@ -64,9 +70,10 @@ pub enum Failure {
 }
 
 /// Every `reason` label value, in output order; all are exposed from the start.
-pub const REASONS: [&str; 8] = [
+pub const REASONS: [&str; 9] = [
     "resolve",
     "connect",
+    "tls",
     "timeout",
     "http_status",
     "redirect",
@@ -80,6 +87,7 @@ impl Failure {
         match self {
             Failure::Resolve(_) => "resolve",
             Failure::Connect(_) => "connect",
+            Failure::Tls(_) => "tls",
             Failure::Timeout => "timeout",
             Failure::HttpStatus(_) => "http_status",
             Failure::Redirect(_) => "redirect",
@@ -95,6 +103,16 @@ impl fmt::Display for Failure {
         match self {
             Failure::Resolve(e) => write!(f, "cannot resolve the host: {e}"),
             Failure::Connect(e) => write!(f, "cannot connect: {e}"),
+            Failure::Tls(e) if e.contains("UnknownIssuer") => write!(
+                f,
+                "TLS failed: {e}; set TARGET_CA_FILE to the CA that signed the target's certificate"
+            ),
+            Failure::Tls(e) if e.contains("No CA certificates") => write!(
+                f,
+                "TLS failed: {e}; install the system's CA certificates (e.g. \
+                 /etc/ssl/certs/ca-certificates.crt) or set TARGET_CA_FILE"
+            ),
+            Failure::Tls(e) => write!(f, "TLS failed: {e}"),
             Failure::Timeout => f.write_str("no complete answer within TARGET_TIMEOUT_SECONDS"),
             Failure::HttpStatus(code) => write!(f, "HTTP status {code}"),
             Failure::Redirect(e) => write!(f, "redirect not followed: {e}"),
@@ -110,9 +128,38 @@ const MAX_REDIRECTS: usize = 5;
 /// Limit for the response's status line and headers together, bytes.
 const MAX_HEAD_BYTES: usize = 64 * 1024;
 
-/// Fetches the document at `target`, following redirects on the same host and scheme only.
+/// The header values sent when the configuration does not set them.
+const DEFAULT_HEADERS: [(&str, &str); 2] = [
+    (
+        "User-Agent",
+        concat!("status-exporter/", env!("CARGO_PKG_VERSION")),
+    ),
+    ("Accept", "application/json"),
+];
+
+/// The headers of a request: the defaults that `configured` does not replace, the configured
+/// ones, then `Authorization` from the credentials.
+fn request_headers(
+    configured: &[(String, String)],
+    authorization: Option<&str>,
+) -> Vec<(String, String)> {
+    let mut headers: Vec<(String, String)> = DEFAULT_HEADERS
+        .iter()
+        .filter(|(name, _)| !configured.iter().any(|(n, _)| n.eq_ignore_ascii_case(name)))
+        .map(|&(name, value)| (name.to_string(), value.to_string()))
+        .collect();
+    headers.extend_from_slice(configured);
+    if let Some(value) = authorization {
+        headers.push(("Authorization".to_string(), value.to_string()));
+    }
+    headers
+}
+
+/// Fetches the document at `target` with these request headers, following redirects on the
+/// same scheme, host and port only: the headers, credentials among them, go nowhere else.
 pub fn fetch(
     target: &Target,
+    headers: &[(String, String)],
     timeout: Duration,
     max_body_bytes: usize,
 ) -> Result<Vec<u8>, Failure> {
@@ -130,16 +177,12 @@ pub fn fetch(
         }
         // minreq counts whole seconds; the deadline check after reading keeps fractions honest.
         let request = minreq::get(url)
-            .with_header(
-                "User-Agent",
-                concat!("status-exporter/", env!("CARGO_PKG_VERSION")),
-            )
-            .with_header("Accept", "application/json")
+            .with_headers(headers.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .with_timeout(remaining.as_secs_f64().ceil() as u64)
             .with_follow_redirects(false)
             .with_max_headers_size(MAX_HEAD_BYTES)
             .with_max_status_line_length(MAX_HEAD_BYTES);
-        let response = request.send_lazy().map_err(classify)?;
+        let response = request.send_lazy().map_err(|e| classify(e, target.https))?;
         let header = |name: &str| {
             response
                 .headers
@@ -199,19 +242,15 @@ pub fn fetch(
 /// The path a redirect leads to, if it stays on the target's scheme, host and port.
 fn redirect_path(target: &Target, current: &str, location: &str) -> Result<String, Failure> {
     let location = location.trim();
-    if let Some(rest) = location.strip_prefix("http://") {
+    let scheme = target.scheme();
+    let absolute = location
+        .get(..scheme.len())
+        .filter(|s| s.eq_ignore_ascii_case(scheme))
+        .map(|_| &location[scheme.len()..]);
+    if let Some(rest) = absolute {
         let split = rest.find(['/', '?']).unwrap_or(rest.len());
         let (authority, path) = rest.split_at(split);
-        let origin = Target {
-            path: String::new(),
-            ..target.clone()
-        }
-        .to_string();
-        let plain = origin
-            .trim_end_matches(&format!(":{}", target.port))
-            .to_string();
-        let wanted = format!("http://{authority}");
-        if wanted != origin && !(target.port == 80 && wanted == plain) {
+        if !same_authority(target, authority) {
             return Err(Failure::Redirect(format!("to another host ({location})")));
         }
         return Ok(if path.is_empty() {
@@ -234,9 +273,50 @@ fn redirect_path(target: &Target, current: &str, location: &str) -> Result<Strin
     Ok(format!("{dir}{location}"))
 }
 
-fn classify(error: minreq::Error) -> Failure {
+/// Whether a URL's `host[:port]` (IPv6 in brackets) is the target's host and port, the port
+/// being the scheme's default when it is left out. User info (`user@`) never matches.
+fn same_authority(target: &Target, authority: &str) -> bool {
+    let (host, port) = match authority.strip_prefix('[') {
+        Some(v6) => match v6.split_once(']') {
+            Some((host, "")) => (host, None),
+            Some((host, port)) => match port.strip_prefix(':') {
+                Some(port) => (host, Some(port)),
+                None => return false,
+            },
+            None => return false,
+        },
+        None => match authority.split_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (authority, None),
+        },
+    };
+    let default = if target.https { 443 } else { 80 };
+    let port = match port {
+        None | Some("") => default,
+        Some(port) => match port.parse::<u16>() {
+            Ok(port) => port,
+            Err(_) => return false,
+        },
+    };
+    host.eq_ignore_ascii_case(&target.host) && port == target.port
+}
+
+/// Classifies an error of the request, up to the response's head.
+fn classify(error: minreq::Error, https: bool) -> Failure {
     match error {
-        minreq::Error::IoError(e) => classify_io(&e),
+        // rustls reports a connection closed during the handshake as a bare end of file.
+        minreq::Error::IoError(e)
+            if https && e.kind() == io::ErrorKind::UnexpectedEof && e.get_ref().is_none() =>
+        {
+            Failure::Tls(
+                "the server closed the connection during the handshake (does it speak TLS on \
+                 this port?)"
+                    .into(),
+            )
+        }
+        minreq::Error::IoError(e) => classify_tls(&e).unwrap_or_else(|| classify_io(&e)),
+        #[cfg(feature = "https")]
+        minreq::Error::RustlsCreateConnection(e) => Failure::Tls(e.to_string()),
         minreq::Error::AddressNotFound => Failure::Resolve("no address for the host".into()),
         minreq::Error::HeadersOverflow => {
             Failure::TooLarge(format!("headers over {MAX_HEAD_BYTES} bytes"))
@@ -246,6 +326,19 @@ fn classify(error: minreq::Error) -> Failure {
         }
         other => Failure::InvalidResponse(other.to_string()),
     }
+}
+
+/// A TLS error (rustls wraps its own in the `io::Error`s of the stream): a failed handshake or
+/// certificate check, or a peer that does not speak TLS.
+#[cfg(feature = "https")]
+fn classify_tls(error: &io::Error) -> Option<Failure> {
+    let tls = error.get_ref()?.downcast_ref::<rustls::Error>()?;
+    Some(Failure::Tls(tls.to_string()))
+}
+
+#[cfg(not(feature = "https"))]
+fn classify_tls(_: &io::Error) -> Option<Failure> {
+    None
 }
 
 /// Classifies an I/O error of the request. Errors while reading the body are never
@@ -269,11 +362,104 @@ fn classify_body(error: &io::Error) -> Failure {
     }
 }
 
+/// Failed polls in a row after which the poller waits longer between polls.
+const BACKOFF_AFTER: u64 = 3;
+/// The longest time between polls while backing off, in intervals.
+const BACKOFF_MAX: u32 = 4;
+
+/// Time from the start of one poll to the start of the next after `failed` polls in a row have
+/// failed: the interval, doubled from the `BACKOFF_AFTER`th failure on, at most `BACKOFF_MAX`
+/// intervals.
+fn poll_delay(interval: Duration, failed: u64) -> Duration {
+    let doublings = failed.saturating_sub(BACKOFF_AFTER - 1).min(16) as u32;
+    interval * (1u32 << doublings).min(BACKOFF_MAX)
+}
+
+/// Delay before the first poll: `fraction` (in [0, 1)) of a tenth of the interval, at most 1 s.
+fn start_offset(interval: Duration, fraction: f64) -> Duration {
+    (interval / 10)
+        .min(Duration::from_secs(1))
+        .mul_f64(fraction.clamp(0.0, 1.0))
+}
+
+/// A number in [0, 1) that differs between processes and runs: std's randomly keyed hasher
+/// over the time and the process id. Not for cryptography; enough to spread start times.
+fn random_fraction() -> f64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    let now = SystemTime::now().duration_since(UNIX_EPOCH);
+    hasher.write_u128(now.map_or(0, |d| d.as_nanos()));
+    hasher.write_u32(std::process::id());
+    (hasher.finish() >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// The target's credentials and the state of their file, re-read when it changes.
+struct Credentials {
+    auth: Auth,
+    /// Modification time and size of the file when last read; None to read it at the next poll.
+    stamp: Option<(SystemTime, u64)>,
+    /// The `Authorization` value of the last good read; None if the file was never readable.
+    header: Option<String>,
+    /// The last read failed; logged once until a read succeeds.
+    failing: bool,
+}
+
+impl Credentials {
+    fn new(auth: Auth) -> Credentials {
+        let mut credentials = Credentials {
+            auth,
+            stamp: None,
+            header: None,
+            failing: false,
+        };
+        credentials.reload_if_changed();
+        credentials
+    }
+
+    /// Re-reads the file if it changed, or if the last read failed. A failed read keeps the
+    /// last good value.
+    fn reload_if_changed(&mut self) {
+        let path = self.auth.file();
+        let now = stamp(path);
+        if now.is_some() && now == self.stamp {
+            return;
+        }
+        match config::read_credentials(&self.auth, self.auth.setting()) {
+            Ok(value) => {
+                let changed = self.header.as_ref().is_some_and(|old| *old != value);
+                if changed || self.failing {
+                    log::info!("credentials reloaded from {}", path.display());
+                }
+                self.header = Some(value);
+                self.stamp = now;
+                self.failing = false;
+            }
+            Err(e) => {
+                if !self.failing {
+                    let kept = if self.header.is_some() {
+                        "the previous credentials stay in use"
+                    } else {
+                        "requests go without credentials"
+                    };
+                    log::warn!("{e}; {kept} until the file can be read");
+                }
+                self.stamp = None;
+                self.failing = true;
+            }
+        }
+    }
+}
+
 /// Everything the poller keeps between polls.
 pub struct Poller {
     target: Target,
+    /// The configured time between polls.
+    interval: Duration,
     timeout: Duration,
     max_body_bytes: usize,
+    /// The configured request headers.
+    headers: Vec<(String, String)>,
+    credentials: Option<Credentials>,
     mapping: Mapping,
     mapping_file: Option<PathBuf>,
     /// Modification time and size of the mapping file when last read; None if unreadable.
@@ -294,12 +480,23 @@ pub struct Poller {
 }
 
 impl Poller {
+    /// Sets up polling: reads the credentials and, with TARGET_CA_FILE, points the TLS library
+    /// at it through the environment. Call it before starting the other threads.
     pub fn new(config: &Config) -> Poller {
+        if let (Some(ca), true) = (&config.ca_file, config.target.https) {
+            // minreq's rustls verifier takes its CA certificates from SSL_CERT_FILE (or
+            // SSL_CERT_DIR, which would add to them), read once, at the first https request.
+            std::env::set_var("SSL_CERT_FILE", ca);
+            std::env::remove_var("SSL_CERT_DIR");
+        }
         let mapping_stamp = config.mapping_file.as_deref().and_then(stamp);
         let mut poller = Poller {
             target: config.target.clone(),
+            interval: config.interval,
             timeout: config.timeout,
             max_body_bytes: config.max_body_bytes,
+            headers: config.headers.clone(),
+            credentials: config.auth.clone().map(Credentials::new),
             mapping: Mapping {
                 metrics: Vec::new(),
             },
@@ -367,10 +564,16 @@ impl Poller {
     /// Polls the target once and returns the snapshot to publish.
     pub fn poll(&mut self) -> Snapshot {
         self.reload_if_changed();
+        if let Some(credentials) = &mut self.credentials {
+            credentials.reload_if_changed();
+        }
+        let authorization = self.credentials.as_ref().and_then(|c| c.header.as_deref());
+        let headers = request_headers(&self.headers, authorization);
         let started = Instant::now();
-        let result = fetch(&self.target, self.timeout, self.max_body_bytes).and_then(|body| {
-            let doc: Value =
-                serde_json::from_slice(&body).map_err(|e| Failure::InvalidJson(e.to_string()))?;
+        let fetched = fetch(&self.target, &headers, self.timeout, self.max_body_bytes);
+        let result = fetched.and_then(|body| {
+            let doc: Value = mapping::parse_document(&self.mapping, &body)
+                .map_err(|e| Failure::InvalidJson(e.to_string()))?;
             let applied = mapping::apply(&self.mapping, &doc);
             self.note_mapping_errors(&applied.errors);
             Ok(applied.families)
@@ -437,8 +640,22 @@ impl Poller {
                 }
                 let (since, failed) = self.outage.unwrap_or((Instant::now(), 0));
                 self.outage = Some((since, failed + 1));
+                if failed + 1 == BACKOFF_AFTER {
+                    log::warn!(
+                        "{BACKOFF_AFTER} polls of {} failed in a row; polling less often, up to \
+                         every {:?}, until one succeeds",
+                        self.target,
+                        self.interval * BACKOFF_MAX
+                    );
+                }
             }
         }
+    }
+
+    /// Time from the start of the last poll to the start of the next: the interval, longer
+    /// while backing off.
+    pub fn delay(&self) -> Duration {
+        poll_delay(self.interval, self.outage.map_or(0, |(_, failed)| failed))
     }
 
     /// Renders the current state: the target's families if the last poll succeeded, then ours.
@@ -506,6 +723,12 @@ impl Poller {
                 Kind::Gauge,
                 self.last_duration,
             ),
+            Family::single(
+                "status_exporter_poll_interval_seconds",
+                "Time from the start of one poll to the start of the next: POLLING_INTERVAL_SECONDS, up to 4 times longer while backing off after 3 failed polls in a row.",
+                Kind::Gauge,
+                self.delay().as_secs_f64(),
+            ),
             Family::single("status_exporter_polls_total", "Polls of the target.", Kind::Counter, self.polls as f64),
             failures,
             mapping_errors,
@@ -515,23 +738,31 @@ impl Poller {
                 Kind::Gauge,
                 f64::from(u8::from(self.reload_ok)),
             ),
+            Family::single(
+                "status_exporter_credentials_last_reload_successful",
+                "1 if the last read of the credentials file succeeded (always 1 without credentials).",
+                Kind::Gauge,
+                f64::from(u8::from(!self.credentials.as_ref().is_some_and(|c| c.failing))),
+            ),
             build,
         ]
     }
 }
 
-fn stamp(path: &std::path::Path) -> Option<(SystemTime, u64)> {
+fn stamp(path: &Path) -> Option<(SystemTime, u64)> {
     let meta = std::fs::metadata(path).ok()?;
     Some((meta.modified().ok()?, meta.len()))
 }
 
-/// Polls every `interval` for ever, publishing each snapshot into `shared`. Polls start at a
-/// fixed rate; a poll that overruns the interval is followed by the next one at once.
-pub fn run(mut poller: Poller, interval: Duration, shared: Shared) -> ! {
+/// Polls for ever, publishing each snapshot into `shared`. The first poll waits a random
+/// [`start_offset`]; then polls start at a fixed rate, [`Poller::delay`] apart; a poll that
+/// overruns it is followed by the next one at once.
+pub fn run(mut poller: Poller, shared: Shared) -> ! {
+    std::thread::sleep(start_offset(poller.interval, random_fraction()));
     let mut next = Instant::now();
     loop {
         publish(&shared, poller.poll());
-        next += interval;
+        next += poller.delay();
         let now = Instant::now();
         if next < now {
             next = now;
@@ -544,49 +775,158 @@ pub fn run(mut poller: Poller, interval: Duration, shared: Shared) -> ! {
 mod tests {
     use super::*;
 
+    fn target(https: bool, port: u16) -> Target {
+        Target {
+            https,
+            host: "app".into(),
+            port,
+            path: "/api/status?x=1".into(),
+        }
+    }
+
     #[test]
-    fn redirects_stay_on_the_host() {
-        fn check(location: &str, expected: Result<&str, &str>) {
-            let target = Target {
-                host: "app".into(),
-                port: 8000,
-                path: "/api/status?x=1".into(),
-            };
-            let got = redirect_path(&target, &target.path, location).map_err(|f| f.to_string());
+    fn redirects_stay_on_the_scheme_host_and_port() {
+        fn check(target: &Target, location: &str, expected: Result<&str, &str>) {
+            let got = redirect_path(target, &target.path, location).map_err(|f| f.to_string());
             assert_eq!(
                 got,
                 expected.map(String::from).map_err(String::from),
-                "{location}"
+                "{target} -> {location}"
             );
         }
-        check("/v2/status", Ok("/v2/status"));
-        check("status2", Ok("/api/status2"));
-        check("http://app:8000/other", Ok("/other"));
-        check("http://app:8000", Ok("/"));
+        let http = &target(false, 8000);
+        check(http, "/v2/status", Ok("/v2/status"));
+        check(http, "status2", Ok("/api/status2"));
+        check(http, "http://app:8000/other", Ok("/other"));
+        check(http, "HTTP://APP:8000/other", Ok("/other"));
+        check(http, "http://app:8000", Ok("/"));
+        check(http, "http://app:8000?q", Ok("?q"));
         check(
+            http,
             "http://evil:8000/status",
             Err("redirect not followed: to another host (http://evil:8000/status)"),
         );
         check(
+            http,
             "http://app:9000/status",
             Err("redirect not followed: to another host (http://app:9000/status)"),
         );
         check(
+            http,
+            "http://user@app:8000/status",
+            Err("redirect not followed: to another host (http://user@app:8000/status)"),
+        );
+        check(
+            http,
+            "http://app:8000@evil/status",
+            Err("redirect not followed: to another host (http://app:8000@evil/status)"),
+        );
+        check(
+            http,
             "https://app:8000/status",
             Err("redirect not followed: to another host or scheme (https://app:8000/status)"),
         );
         check(
+            http,
             "//evil/status",
             Err("redirect not followed: to another host or scheme (//evil/status)"),
         );
-        let port80 = Target {
-            host: "app".into(),
-            port: 80,
-            path: "/".into(),
+        let port80 = &target(false, 80);
+        check(port80, "http://app/x", Ok("/x"));
+        check(port80, "http://app:80/x", Ok("/x"));
+        check(
+            port80,
+            "http://app:443/x",
+            Err("redirect not followed: to another host (http://app:443/x)"),
+        );
+        let https = &target(true, 443);
+        check(https, "https://app/x", Ok("/x"));
+        check(https, "https://app:443/x", Ok("/x"));
+        check(https, "/x", Ok("/x"));
+        check(
+            https,
+            "http://app/x",
+            Err("redirect not followed: to another host or scheme (http://app/x)"),
+        );
+        check(
+            https,
+            "https://app:8443/x",
+            Err("redirect not followed: to another host (https://app:8443/x)"),
+        );
+        let v6 = &Target {
+            host: "::1".into(),
+            ..target(true, 8443)
         };
-        assert_eq!(
-            redirect_path(&port80, "/", "http://app/x").ok().as_deref(),
-            Some("/x")
+        check(v6, "https://[::1]:8443/x", Ok("/x"));
+        check(
+            v6,
+            "https://[::2]:8443/x",
+            Err("redirect not followed: to another host (https://[::2]:8443/x)"),
+        );
+    }
+
+    #[test]
+    fn back_off_doubles_after_three_failures_up_to_four_intervals() {
+        let interval = Duration::from_millis(500);
+        let delays: Vec<u128> = (0..8)
+            .map(|failed| poll_delay(interval, failed).as_millis())
+            .collect();
+        assert_eq!(delays, [500, 500, 500, 1000, 2000, 2000, 2000, 2000]);
+        assert_eq!(poll_delay(interval, u64::MAX), Duration::from_secs(2));
+    }
+
+    #[test]
+    fn start_offset_is_a_tenth_of_the_interval_at_most_1s() {
+        let check = |interval: f64, fraction: f64, expected: f64| {
+            let got = start_offset(Duration::from_secs_f64(interval), fraction);
+            assert_eq!(
+                got,
+                Duration::from_secs_f64(expected),
+                "{interval} {fraction}"
+            );
+        };
+        check(5.0, 0.0, 0.0);
+        check(5.0, 0.5, 0.25);
+        check(0.2, 0.999, 0.01998);
+        check(60.0, 0.5, 0.5);
+        check(60.0, 1.5, 1.0);
+        for _ in 0..100 {
+            assert!((0.0..1.0).contains(&random_fraction()));
+        }
+        assert_ne!(random_fraction(), random_fraction());
+    }
+
+    #[test]
+    fn configured_headers_replace_the_defaults() {
+        fn check(configured: &[(&str, &str)], auth: Option<&str>, expected: &[(&str, &str)]) {
+            let configured: Vec<(String, String)> = configured
+                .iter()
+                .map(|&(n, v)| (n.into(), v.into()))
+                .collect();
+            let got = request_headers(&configured, auth);
+            let got: Vec<(&str, &str)> = got.iter().map(|(n, v)| (&**n, &**v)).collect();
+            assert_eq!(got, expected);
+        }
+        let agent = concat!("status-exporter/", env!("CARGO_PKG_VERSION"));
+        check(
+            &[],
+            None,
+            &[("User-Agent", agent), ("Accept", "application/json")],
+        );
+        check(
+            &[("accept", "application/vnd.app+json"), ("X-Api-Key", "k")],
+            Some("Bearer t"),
+            &[
+                ("User-Agent", agent),
+                ("accept", "application/vnd.app+json"),
+                ("X-Api-Key", "k"),
+                ("Authorization", "Bearer t"),
+            ],
+        );
+        check(
+            &[("User-Agent", "probe/1")],
+            None,
+            &[("Accept", "application/json"), ("User-Agent", "probe/1")],
         );
     }
 }

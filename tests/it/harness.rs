@@ -18,23 +18,11 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 /// The tutorial application's status document.
-pub const TUTORIAL_DOC: &str = r#"{"current_requests": 4, "pending_requests": 0, "total_uptime": 104.914734, "health": "healthy"}"#;
+pub const TUTORIAL_DOC: &str = include_str!("../../scripts/mappings/tutorial/document.json");
 
-/// The metrics the tutorial document gives with the built-in mapping, in text format 0.0.4.
-pub const TUTORIAL_TEXT: &str = r#"# HELP app_requests_current Current requests
-# TYPE app_requests_current gauge
-app_requests_current 4
-# HELP app_requests_pending Pending requests
-# TYPE app_requests_pending gauge
-app_requests_pending 0
-# HELP app_uptime Uptime
-# TYPE app_uptime gauge
-app_uptime 104.914734
-# HELP app_health Health
-# TYPE app_health gauge
-app_health{app_health="healthy"} 1
-app_health{app_health="unhealthy"} 0
-"#;
+/// The metrics the tutorial document gives with the built-in mapping, in text format 0.0.4:
+/// the golden output shipped with the example.
+pub const TUTORIAL_TEXT: &str = include_str!("../../scripts/mappings/tutorial/expected.prom");
 
 /// What the target answers to every request.
 #[derive(Clone, Debug)]
@@ -59,6 +47,8 @@ pub struct Seen {
     pub path: String,
     /// Header names lowercased.
     pub headers: HashMap<String, String>,
+    /// When the request's head had arrived.
+    pub at: Instant,
 }
 
 pub struct Target {
@@ -119,7 +109,11 @@ fn answer(stream: TcpStream, reply: &Mutex<Reply>, seen: &Mutex<Vec<Seen>>) {
             headers.insert(name.trim().to_ascii_lowercase(), value.trim().to_string());
         }
     }
-    seen.lock().unwrap().push(Seen { path, headers });
+    seen.lock().unwrap().push(Seen {
+        path,
+        headers,
+        at: Instant::now(),
+    });
     let reply = reply.lock().unwrap().clone();
     let mut out = &stream;
     let respond = |out: &mut &TcpStream, status: u16, content_type: &str, body: &str| {
@@ -392,4 +386,165 @@ pub fn tool(name: &str, package: &str) -> PathBuf {
         .unwrap_or_else(|| {
             panic!("{name} is not installed: apt-get install {package} (.ci/run does this)")
         })
+}
+
+// ---------------------------------------------------------------------------------------------
+// HTTPS targets (tests/it/target.rs): a private CA and a TLS server, both from the openssl CLI;
+// only in builds with the `https` feature.
+
+#[cfg(feature = "https")]
+/// A private CA and a server certificate it signed, for 127.0.0.1 and localhost, as PEM files.
+pub struct Pki {
+    pub ca: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+#[cfg(feature = "https")]
+/// Makes a private CA and a server certificate in `dir` with the openssl CLI (EC P-256, valid
+/// for two days).
+pub fn private_ca(dir: &std::path::Path) -> Pki {
+    let openssl = tool("openssl", "openssl");
+    let run = |args: &[&str]| {
+        let output = Command::new(&openssl)
+            .args(args)
+            .current_dir(dir)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run openssl");
+        assert!(
+            output.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    };
+    let key = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+    ];
+    run(&[
+        &["req", "-x509", "-new", "-days", "2"][..],
+        &key,
+        &[
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-subj",
+            "/CN=status-exporter test CA",
+        ],
+        &["-addext", "basicConstraints=critical,CA:TRUE"],
+        &["-addext", "keyUsage=critical,keyCertSign"],
+    ]
+    .concat());
+    run(&[
+        &["req", "-new"][..],
+        &key,
+        &[
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=localhost",
+        ],
+    ]
+    .concat());
+    std::fs::write(
+        dir.join("server.ext"),
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n",
+    )
+    .expect("write server.ext");
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "server.ext",
+        "-out",
+        "server.pem",
+    ]);
+    Pki {
+        ca: dir.join("ca.pem"),
+        cert: dir.join("server.pem"),
+        key: dir.join("server.key"),
+    }
+}
+
+#[cfg(feature = "https")]
+/// An HTTPS target: `openssl s_server -WWW` on 127.0.0.1 with a free port, serving the files
+/// of a directory (HTTP/1.0, closed after each answer), killed when dropped.
+pub struct TlsTarget {
+    child: Child,
+    pub addr: SocketAddr,
+}
+
+#[cfg(feature = "https")]
+impl TlsTarget {
+    /// Starts serving the files of `root` (`GET /status` answers the file `status`) with the
+    /// server certificate of `pki`; waits for the port.
+    pub fn start(pki: &Pki, root: &std::path::Path) -> TlsTarget {
+        let mut child = Command::new(tool("openssl", "openssl"))
+            .args(["s_server", "-WWW", "-accept", "127.0.0.1:0"])
+            .arg("-cert")
+            .arg(&pki.cert)
+            .arg("-key")
+            .arg(&pki.key)
+            .current_dir(root)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start openssl s_server");
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let (tx, rx) = std::sync::mpsc::channel();
+        thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(addr) = line.strip_prefix("ACCEPT ") {
+                    let _ = tx.send(addr.parse::<SocketAddr>());
+                }
+            }
+        });
+        match rx.recv_timeout(Duration::from_secs(10)) {
+            Ok(Ok(addr)) => TlsTarget { child, addr },
+            other => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("openssl s_server did not say where it listens: {other:?}");
+            }
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("https://{}{path}", self.addr)
+    }
+}
+
+#[cfg(feature = "https")]
+impl Drop for TlsTarget {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Hardening (tests/it/hardening.rs): the exporter watched from outside, through /proc/PID.
+
+impl Exporter {
+    /// The exporter's process id, for `/proc/PID/status` (memory, threads) and `/proc/PID/fd`.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
 }

@@ -4,4 +4,6 @@
 mod core;
 mod harness;
 mod mapping;
+mod prometheus;
 mod ship;
+mod target;

@@ -6,9 +6,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Debian packages the tests run, each with a command it provides: promtool and the Prometheus
-# server (prometheus), qemu for the ARM binary (qemu-user-static), systemd-analyze (systemd).
-packages=(prometheus qemu-user-static systemd)
-commands=(promtool qemu-aarch64-static systemd-analyze)
+# server (prometheus), qemu for the ARM binary (qemu-user-static), systemd-analyze (systemd),
+# the openssl CLI for the HTTPS tests' private CA and TLS target (openssl).
+packages=(prometheus qemu-user-static systemd openssl)
+commands=(promtool qemu-aarch64-static systemd-analyze openssl)
 missing=()
 for i in "${!packages[@]}"; do
   command -v "${commands[$i]}" >/dev/null 2>&1 || missing+=("${packages[$i]}")
@@ -30,3 +31,9 @@ for target in "${targets[@]}"; do
 done
 
 cargo test --locked "$@"
+
+# The HTTPS build (a cargo feature): its own target directory, so the two builds do not replace
+# each other's binary. Unit tests, the target's requests (TLS with a private CA) and the core
+# behaviour; the rest does not depend on the feature.
+CARGO_TARGET_DIR=target/https cargo test --locked --features https --bin status-exporter "$@"
+CARGO_TARGET_DIR=target/https cargo test --locked --features https --test it -- target:: core:: "$@"

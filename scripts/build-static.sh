@@ -13,10 +13,17 @@
 # cross-compiler is needed. x86_64 links with the host's cc; the ARM targets link with the
 # rust-lld that ships with the toolchain (override with CARGO_TARGET_<TRIPLE>_LINKER).
 #
+# Each target is built plain (no HTTPS: the size budget, about 0.8 MB) and, for the targets in
+# HTTPS_TARGETS (default: x86_64-unknown-linux-musl), also with the `https` feature, copied to
+# static/ARCH/status-exporter-https (about 2.6 MB). The HTTPS build compiles aws-lc's C code for
+# the target: x86_64 uses the host's gcc; for aarch64 set CC_aarch64_unknown_linux_musl to a C
+# cross compiler for it and add the target to HTTPS_TARGETS.
+#
 # Needs: rustup targets (`rustup target add x86_64-unknown-linux-musl aarch64-unknown-linux-musl`)
 # and gcc (already on the machine). Honours CARGO_TARGET_DIR and CARGO_BUILD_JOBS.
 set -euo pipefail
 
+https_targets=${HTTPS_TARGETS-x86_64-unknown-linux-musl}
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 target_dir=${CARGO_TARGET_DIR:-$root/target}
 sysroot=$("${RUSTC:-rustc}" --print sysroot)
@@ -57,11 +64,21 @@ for target in "$@"; do
     bin=$target_dir/$target/release/status-exporter
     mkdir -p "$target_dir/static/$arch"
     cp "$bin" "$target_dir/static/$arch/status-exporter"
+    if [[ " $https_targets " == *" $target "* ]]; then
+        # The HTTPS build (rustls with aws-lc, which compiles C for the target) goes to a target
+        # directory of its own, so that the two builds do not replace each other's binary.
+        echo "build-static: building $target with HTTPS" >&2
+        "${CARGO:-cargo}" build --manifest-path "$root/Cargo.toml" --locked --release --target "$target" \
+            --features https --target-dir "$target_dir/https"
+        cp "$target_dir/https/$target/release/status-exporter" "$target_dir/static/$arch/status-exporter-https"
+    fi
 done
 
 echo
 printf '%-34s %10s  %s\n' target bytes binary
 for target in "$@"; do
-    bin=$target_dir/$target/release/status-exporter
-    printf '%-34s %10s  %s\n' "$target" "$(stat -c %s "$bin")" "$bin"
+    for bin in "$target_dir/$target/release/status-exporter" "$target_dir/https/$target/release/status-exporter"; do
+        [[ $bin == */https/* && " $https_targets " != *" $target "* ]] && continue
+        printf '%-34s %10s  %s\n' "$target" "$(stat -c %s "$bin")" "$bin"
+    done
 done

@@ -41,12 +41,12 @@ const DEMO_METRIC: &str = "app_requests_current";
 
 #[test]
 fn x86_64_binary_is_static() {
-    check_static(X86_64, EM_X86_64);
+    check_static(&static_binary(X86_64), EM_X86_64);
 }
 
 #[test]
 fn aarch64_binary_is_static() {
-    check_static(AARCH64, EM_AARCH64);
+    check_static(&static_binary(AARCH64), EM_AARCH64);
 }
 
 #[test]
@@ -59,6 +59,24 @@ fn elf_check_sees_that_an_ordinary_build_is_dynamic() {
 fn x86_64_binary_serves_from_an_empty_root() {
     let root = TempDir::new("root-x86_64");
     root.add(&static_binary(X86_64), "status-exporter");
+    check_serves_from(&root, &["/status-exporter"]);
+}
+
+/// The HTTPS build that scripts/build-static.sh makes next to the plain x86-64 one.
+#[test]
+fn x86_64_https_binary_is_static_and_serves_from_an_empty_root() {
+    let plain = static_binary(X86_64);
+    let target_dir = plain
+        .ancestors()
+        .nth(3)
+        .expect("TARGET_DIR/TARGET/release/binary");
+    let https = target_dir
+        .join("https")
+        .join(X86_64)
+        .join("release/status-exporter");
+    check_static(&https, EM_X86_64);
+    let root = TempDir::new("root-x86_64-https");
+    root.add(&https, "status-exporter");
     check_serves_from(&root, &["/status-exporter"]);
 }
 
@@ -373,8 +391,7 @@ fn prometheus_scrapes_the_exporter_with_the_shipped_config() {
 // ---------------------------------------------------------------------------------------------
 // Checks shared by the tests above.
 
-fn check_static(target: &'static str, machine: u64) {
-    let path = static_binary(target);
+fn check_static(path: &Path, machine: u64) {
     let elf =
         read_elf(&fs::read(&path).unwrap()).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     assert_eq!(elf.machine, machine, "{}: {elf:?}", path.display());

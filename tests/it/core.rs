@@ -119,8 +119,10 @@ fn endpoints_methods_and_headers() {
 fn not_ready_and_no_app_metrics_until_a_poll_succeeds() {
     let target = Target::start(Reply::Status(503, "text/plain", "starting".into()));
     let exporter = Exporter::start(&["--target-url", &target.url("/status")], &[]);
-    let body =
-        exporter.wait_for_line("status_exporter_poll_failures_total{reason=\"http_status\"} 1");
+    let body = exporter.wait_for_at_least(
+        "status_exporter_poll_failures_total{reason=\"http_status\"}",
+        1.0,
+    );
     assert_eq!(app_part(&body), "");
     assert_eq!(value(&body, "status_exporter_up"), Some(0.0));
     assert_eq!(
@@ -251,7 +253,10 @@ fn unreachable_targets() {
         .local_addr()
         .unwrap();
     let exporter = Exporter::start(&["--target-url", &format!("http://{closed}/status")], &[]);
-    let body = exporter.wait_for_line("status_exporter_poll_failures_total{reason=\"connect\"} 2");
+    let body = exporter.wait_for_at_least(
+        "status_exporter_poll_failures_total{reason=\"connect\"}",
+        2.0,
+    );
     assert_eq!(
         (app_part(&body), value(&body, "status_exporter_up")),
         ("", Some(0.0))
@@ -260,7 +265,10 @@ fn unreachable_targets() {
     assert!(exporter.log_lines("failing")[0].contains("cannot connect"));
 
     let exporter = Exporter::start(&[], &[("TARGET_HOST", "no-such-host.invalid")]);
-    let body = exporter.wait_for_line("status_exporter_poll_failures_total{reason=\"resolve\"} 2");
+    let body = exporter.wait_for_at_least(
+        "status_exporter_poll_failures_total{reason=\"resolve\"}",
+        2.0,
+    );
     assert_eq!(value(&body, "status_exporter_up"), Some(0.0));
     assert!(
         exporter.log_lines("failing")[0].contains("cannot resolve"),
@@ -280,7 +288,10 @@ fn redirects_stay_on_the_same_host() {
     // second request loops: capped, then counted as a redirect failure.
     target.set(Reply::Raw(location(target.url("/real"))));
     let exporter = Exporter::start(&["--target-url", &target.url("/status")], &[]);
-    exporter.wait_for_line("status_exporter_poll_failures_total{reason=\"redirect\"} 1");
+    exporter.wait_for_at_least(
+        "status_exporter_poll_failures_total{reason=\"redirect\"}",
+        1.0,
+    );
     assert!(
         exporter.log_lines("failing")[0].contains("more than 5 redirects"),
         "{:?}",
@@ -295,7 +306,10 @@ fn redirects_stay_on_the_same_host() {
     // Another host: not followed, nothing sent there.
     target.set(Reply::Raw(location(other.url("/status"))));
     let exporter = Exporter::start(&["--target-url", &target.url("/status")], &[]);
-    exporter.wait_for_line("status_exporter_poll_failures_total{reason=\"redirect\"} 3");
+    exporter.wait_for_at_least(
+        "status_exporter_poll_failures_total{reason=\"redirect\"}",
+        3.0,
+    );
     let failing = exporter.log_lines("failing");
     assert!(
         failing[0].contains("redirect not followed: to another host (http://127.0.0.1:"),

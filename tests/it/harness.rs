@@ -266,6 +266,14 @@ impl Exporter {
         }
     }
 
+    /// Waits until the value of `series` is at least `min` (counters can pass any one value
+    /// between two scrapes), and returns that body.
+    pub fn wait_for_at_least(&self, series: &str, min: f64) -> String {
+        self.wait_for(&format!("{series} >= {min}"), |body| {
+            value(body, series).is_some_and(|v| v >= min)
+        })
+    }
+
     /// Waits until the scrape holds `line` (a whole line).
     pub fn wait_for_line(&self, line: &str) -> String {
         self.wait_for(line, |body| body.lines().any(|l| l == line))

@@ -212,7 +212,10 @@ fn secrets_stay_out_of_every_output() {
         ],
         &[("TARGET_BEARER_TOKEN_FILE", token)],
     );
-    exporter.wait_for_line("status_exporter_poll_failures_total{reason=\"http_status\"} 1");
+    exporter.wait_for_at_least(
+        "status_exporter_poll_failures_total{reason=\"http_status\"}",
+        1.0,
+    );
     fs::write(token, "TOKEN-r0tated").unwrap();
     wait_for_request(&exporter, &target, "the rotated token", |s| {
         authorization(s) == Some("Bearer TOKEN-r0tated")
@@ -273,7 +276,10 @@ fn credentials_never_follow_a_redirect_to_another_host() {
         ],
         &[("TARGET_BEARER_TOKEN_FILE", token.to_str().unwrap())],
     );
-    exporter.wait_for_line("status_exporter_poll_failures_total{reason=\"redirect\"} 2");
+    exporter.wait_for_at_least(
+        "status_exporter_poll_failures_total{reason=\"redirect\"}",
+        2.0,
+    );
     let first = &target.seen()[0];
     assert_eq!(authorization(first), Some("Bearer redirect-token"));
     assert_eq!(first.headers["x-api-key"], "redirect-key");
@@ -287,7 +293,10 @@ fn credentials_never_follow_a_redirect_to_another_host() {
     // The same port under another name is another host too.
     let by_name = format!("http://localhost:{}/status", target.addr.port());
     target.set(redirect(&by_name));
-    exporter.wait_for_line("status_exporter_poll_failures_total{reason=\"redirect\"} 4");
+    exporter.wait_for_at_least(
+        "status_exporter_poll_failures_total{reason=\"redirect\"}",
+        4.0,
+    );
     assert!(target.seen().iter().all(|s| s.path == "/status"));
 
     // Within the host, the redirect is followed with the credentials.
@@ -432,7 +441,8 @@ mod https {
 
         // The system's CA certificates do not know the private CA.
         let exporter = Exporter::start(&[], &[("TARGET_URL", &url)]);
-        let body = exporter.wait_for_line("status_exporter_poll_failures_total{reason=\"tls\"} 2");
+        let body =
+            exporter.wait_for_at_least("status_exporter_poll_failures_total{reason=\"tls\"}", 2.0);
         assert_eq!(value(&body, "status_exporter_up"), Some(0.0));
         let failing = exporter.log_lines("failing");
         assert!(
@@ -456,7 +466,7 @@ mod https {
                 ("SSL_CERT_DIR", cert_dir.to_str().unwrap()),
             ],
         );
-        exporter.wait_for_line("status_exporter_poll_failures_total{reason=\"tls\"} 1");
+        exporter.wait_for_at_least("status_exporter_poll_failures_total{reason=\"tls\"}", 1.0);
         drop(exporter);
 
         // Without TARGET_CA_FILE, the usual SSL_CERT_FILE and SSL_CERT_DIR replace the system's.
@@ -476,7 +486,8 @@ mod https {
         let target = Target::start(Reply::Json(TUTORIAL_DOC.into()));
         let url = format!("https://{}/status", target.addr);
         let exporter = Exporter::start(&[], &[("TARGET_URL", &url)]);
-        let body = exporter.wait_for_line("status_exporter_poll_failures_total{reason=\"tls\"} 1");
+        let body =
+            exporter.wait_for_at_least("status_exporter_poll_failures_total{reason=\"tls\"}", 1.0);
         assert_eq!(app_part(&body), "");
         assert!(
             exporter.log_lines("failing")[0].contains("TLS failed"),

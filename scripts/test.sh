@@ -14,6 +14,9 @@ missing=()
 for i in "${!packages[@]}"; do
   command -v "${commands[$i]}" >/dev/null 2>&1 || missing+=("${packages[$i]}")
 done
+# The OpenMetrics parser of the official Python client, which the property tests' format
+# checker is validated against (src/properties.rs); Debian's system Python has it.
+/usr/bin/python3 -c 'import prometheus_client' >/dev/null 2>&1 || missing+=(python3-prometheus-client)
 if ((${#missing[@]})); then
   echo "test.sh: installing Debian packages: ${missing[*]}" >&2
   sudo=""

@@ -51,6 +51,12 @@ pub fn summary(config: &Config) -> String {
             "off"
         }
     );
+    if let Some(path) = &config.web_auth_file {
+        let users =
+            crate::config::read_web_users(path, "WEB_BASIC_AUTH_FILE").map_or(0, |u| u.len());
+        let noun = if users == 1 { "user" } else { "users" };
+        out += &format!("  basic auth:    {users} {noun} from {}\n", path.display());
+    }
     out += &format!("  mapping:       {}\n", mapping_source(config));
     for metric in &config.mapping.metrics {
         let kind = match &metric.kind {

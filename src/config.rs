@@ -39,8 +39,9 @@ TARGET (the application polled):
                                                                 `/status` both work; default: status
     --polling-interval-seconds SECS   POLLING_INTERVAL_SECONDS  time between polls, fractions allowed
                                                                 (at least 0.1); default: 5
-    --target-timeout-seconds SECS     TARGET_TIMEOUT_SECONDS    limit for one poll; default: 80% of
-                                                                the interval, at most 10
+    --target-timeout-seconds SECS     TARGET_TIMEOUT_SECONDS    limit for one poll, rounded up to
+                                                                whole seconds; default: 80% of the
+                                                                interval, at most 10
     --target-max-bytes BYTES          TARGET_MAX_BYTES          largest document accepted;
                                                                 default: 8388608 (8 MiB)
 
@@ -92,6 +93,11 @@ SERVING (what Prometheus scrapes):
                                                                 default: all interfaces (IPv6 and IPv4)
     --no-openmetrics                  OPENMETRICS=false         always answer in text format 0.0.4;
                                                                 default: OpenMetrics when asked for
+    --web-basic-auth-file FILE        WEB_BASIC_AUTH_FILE       answer /metrics and / only to basic
+                                                                auth matching a `user:password` line
+                                                                of FILE (one user per line, # starts
+                                                                a comment); re-read when it changes;
+                                                                default: no authentication
 
 OTHER:
     --demo            serve an embedded demo target on a free loopback port and poll it
@@ -100,9 +106,10 @@ OTHER:
     -V, --version     print the version
 
 ENDPOINTS:
-    /metrics and /    the metrics (GET, HEAD)
-    /-/healthy        200 while the process runs
-    /-/ready          200 once a poll has succeeded, 503 before
+    /metrics and /    the metrics (GET, HEAD); 401 without valid credentials when
+                      WEB_BASIC_AUTH_FILE is set
+    /-/healthy        200 while the process runs (never asks for credentials)
+    /-/ready          200 once a poll has succeeded, 503 before (never asks for credentials)
 
 EXIT STATUS:
     0 after --help, --version, --check-config and --render; 2 for a bad setting or mapping;
@@ -141,6 +148,10 @@ pub struct Config {
     pub mapping: Mapping,
     /// Answer in OpenMetrics when the scraper prefers it. OPENMETRICS, default true.
     pub openmetrics: bool,
+    /// File of `user:password` lines; when set, the metrics are served only to requests with
+    /// basic auth matching one of them. WEB_BASIC_AUTH_FILE, default None: no authentication.
+    /// Holds the file name, never the passwords.
+    pub web_auth_file: Option<PathBuf>,
     /// Start the embedded demo target and poll it. `--demo`, default false.
     pub demo: bool,
 }
@@ -348,6 +359,7 @@ pub fn parse(
         "TARGET_BASIC_AUTH_PASSWORD_FILE",
     )?;
     let ca_file = setting("--target-ca-file", "TARGET_CA_FILE")?;
+    let web_auth = setting("--web-basic-auth-file", "WEB_BASIC_AUTH_FILE")?;
     let rest = args.finish();
     if let Some(arg) = rest.first() {
         let arg = arg.to_string_lossy();
@@ -442,6 +454,14 @@ pub fn parse(
         Some(raw) => Some(parse_ca_file(&raw, &target)?),
         None => None,
     };
+    let web_auth_file = match web_auth {
+        Some(raw) => {
+            let path = PathBuf::from(&raw.value);
+            read_web_users(&path, &raw.name)?;
+            Some(path)
+        }
+        None => None,
+    };
     let mapping_file = file.map(|raw| PathBuf::from(raw.value));
     let mapping = match &mapping_file {
         Some(path) => load_mapping(path)?,
@@ -460,6 +480,7 @@ pub fn parse(
         mapping_file,
         mapping,
         openmetrics,
+        web_auth_file,
         demo,
     };
     Ok(match (render, check) {
@@ -645,6 +666,40 @@ pub fn read_credentials(auth: &Auth, setting: &str) -> Result<String, ConfigErro
             Ok(format!("Basic {}", base64(&pair)))
         }
     }
+}
+
+/// Reads the users of `WEB_BASIC_AUTH_FILE` and returns, for each, the credentials a client
+/// sends for it: base64 of `user:password` (RFC 7617), in file order. One user per line, split
+/// at the first colon: the password is the rest of the line (colons and spaces included, a
+/// final `\r` not). Empty lines and lines starting with `#` are skipped; a user may be listed
+/// more than once, so that a new password can be added before the old one is removed.
+/// `setting` names the file's setting in messages, which never show a password.
+pub fn read_web_users(path: &Path, setting: &str) -> Result<Vec<String>, ConfigError> {
+    let fail = |what: String| ConfigError::Setting(format!("{setting}: {}{what}", path.display()));
+    let bytes = std::fs::read(path).map_err(|e| fail(format!(": cannot read it: {e}")))?;
+    let mut users = Vec::new();
+    for (index, line) in bytes.split(|&b| b == b'\n').enumerate() {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.iter().all(u8::is_ascii_whitespace) || line.starts_with(b"#") {
+            continue;
+        }
+        let at = |what: &str| fail(format!(": line {}: {what}", index + 1));
+        let Some(colon) = line.iter().position(|&b| b == b':') else {
+            return Err(at("no colon; write user:password"));
+        };
+        let (user, password) = (&line[..colon], &line[colon + 1..]);
+        if user.is_empty() || password.is_empty() {
+            return Err(at("the user or the password is empty; write user:password"));
+        }
+        if line.iter().any(|b| b.is_ascii_control() && *b != b'\t') {
+            return Err(at("a control character; write user:password on one line"));
+        }
+        users.push(base64(line));
+    }
+    if users.is_empty() {
+        return Err(fail(" has no user; add a line user:password".into()));
+    }
+    Ok(users)
 }
 
 /// Standard base64 with padding (RFC 4648, section 4), for basic auth.
@@ -1325,5 +1380,59 @@ mod tests {
                 "TARGET_CA_FILE: this build has no HTTPS support; build with --features https",
             );
         }
+    }
+
+    #[test]
+    fn web_basic_auth_file() {
+        fn check(content: &str, expected: Result<&[&str], &str>) {
+            let path = file("web-users", content.as_bytes());
+            let got = read_web_users(&path, "WEB_BASIC_AUTH_FILE").map_err(|e| e.to_string());
+            let expected = expected
+                .map(|users| users.iter().map(|u| base64(u.as_bytes())).collect())
+                .map_err(|e| e.replace("<file>", &path.display().to_string()));
+            assert_eq!(got, expected, "{content:?}");
+        }
+        check("prometheus:s3cret\n", Ok(&["prometheus:s3cret"]));
+        check(
+            "# who may scrape\r\n\r\nprometheus:old pass:word \r\nprometheus:new\n  \nme:x",
+            Ok(&["prometheus:old pass:word ", "prometheus:new", "me:x"]),
+        );
+        check(
+            "",
+            Err("WEB_BASIC_AUTH_FILE: <file> has no user; add a line user:password"),
+        );
+        check(
+            "# nobody\n",
+            Err("WEB_BASIC_AUTH_FILE: <file> has no user; add a line user:password"),
+        );
+        check(
+            "a:b\njust-a-password\n",
+            Err("WEB_BASIC_AUTH_FILE: <file>: line 2: no colon; write user:password"),
+        );
+        check(
+            ":secret",
+            Err("WEB_BASIC_AUTH_FILE: <file>: line 1: the user or the password is empty; write user:password"),
+        );
+        check(
+            "user:",
+            Err("WEB_BASIC_AUTH_FILE: <file>: line 1: the user or the password is empty; write user:password"),
+        );
+        check(
+            "user:pass\u{1b}word",
+            Err("WEB_BASIC_AUTH_FILE: <file>: line 1: a control character; write user:password on one line"),
+        );
+
+        let path = file("web-users-setting", b"prometheus:s3cret\n");
+        let path = path.to_str().unwrap();
+        let c = config(&[], &[("WEB_BASIC_AUTH_FILE", path)]);
+        assert_eq!(c.web_auth_file, Some(PathBuf::from(path)));
+        let c = config(&["--web-basic-auth-file", path], &[]);
+        assert_eq!(c.web_auth_file, Some(PathBuf::from(path)));
+        assert_eq!(config(&[], &[]).web_auth_file, None);
+        check_error(
+            &["--web-basic-auth-file=/nonexistent/users"],
+            &[],
+            "--web-basic-auth-file: /nonexistent/users: cannot read it: No such file or directory (os error 2)",
+        );
     }
 }

@@ -27,6 +27,8 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use crate::log;
+
 /// What the server allows a client. Every field bounds a resource a client could otherwise hold.
 #[derive(Clone, Debug)]
 pub struct Limits {
@@ -138,7 +140,7 @@ where
                     io::ErrorKind::ConnectionAborted | io::ErrorKind::Interrupted
                 ) {
                     if accept_failures.starts() {
-                        eprintln!("status-exporter: cannot accept connections: {e}; retrying");
+                        log::warn!("cannot accept connections: {e}; retrying");
                     }
                     thread::sleep(ACCEPT_RETRY);
                 }
@@ -149,8 +151,8 @@ where
         // Only this thread increments `open`, so the count cannot grow between check and take.
         if open.load(Ordering::Acquire) >= limits.max_connections {
             if refusals.starts() {
-                eprintln!(
-                    "status-exporter: {} connections open, the limit; answering new ones 503",
+                log::warn!(
+                    "{} connections open, the limit; answering new ones 503",
                     limits.max_connections
                 );
             }
@@ -175,8 +177,8 @@ where
             Ok(_) => spawn_failures.ends(),
             Err(e) => {
                 if spawn_failures.starts() {
-                    eprintln!(
-                        "status-exporter: cannot start a connection thread: {e}; \
+                    log::warn!(
+                        "cannot start a connection thread: {e}; \
                          closing new connections until one starts"
                     );
                 }
@@ -1441,6 +1443,191 @@ Connection: close
         // Never read: the server gives up writing and frees the only slot.
         wait_until_served(addr);
         drop(stream);
+    }
+
+    /// Panics seen on connection threads (named `http`) other than the one `echo` makes on
+    /// purpose, from the moment [`watch_panics`] is first called, by any test in this binary.
+    static UNEXPECTED_PANICS: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+    /// Installs (once) a panic hook that records unexpected panics of connection threads, then
+    /// hands every panic to the hook that was there before.
+    fn watch_panics() {
+        static INSTALLED: std::sync::Once = std::sync::Once::new();
+        INSTALLED.call_once(|| {
+            let previous = panic::take_hook();
+            panic::set_hook(Box::new(move |info| {
+                let message = info
+                    .payload()
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| info.payload().downcast_ref::<String>().cloned())
+                    .unwrap_or_default();
+                let on_connection = thread::current().name() == Some("http");
+                if on_connection && !message.contains("expected by the test") {
+                    let location = info.location().map(|l| l.to_string()).unwrap_or_default();
+                    if let Ok(mut panics) = UNEXPECTED_PANICS.lock() {
+                        panics.push(format!("{message} at {location}"));
+                    }
+                }
+                previous(info);
+            }));
+        });
+    }
+
+    /// A request built from pieces that reach every path of the server: methods, targets in
+    /// every form, versions, framing and connection headers, bodies, pipelining.
+    fn random_requests(rng: &mut crate::properties::Rng) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        for _ in 0..1 + rng.below(3) {
+            let method = rng.pick(&[
+                "GET", "HEAD", "POST", "PUT", "OPTIONS", "CONNECT", "get", "X",
+            ]);
+            let target = rng.pick(&[
+                "/",
+                "/a",
+                "/x?y=%41",
+                "/%zz",
+                "/%",
+                "/?/",
+                "//",
+                "http://h:1/p?q",
+                "HTTPS://h",
+                "*",
+                "h:443",
+                "/a b",
+            ]);
+            let version = rng.pick(&[
+                " HTTP/1.1",
+                " HTTP/1.1",
+                " HTTP/1.1",
+                " HTTP/1.0",
+                " HTTP/2",
+                "",
+            ]);
+            bytes.extend_from_slice(format!("{method} {target}{version}\r\n").as_bytes());
+            let mut body = 0;
+            for _ in 0..rng.below(5) {
+                let header = rng.pick(&[
+                    "Host: x",
+                    "Connection: close",
+                    "Connection: keep-alive, Close",
+                    "Content-Length: 3",
+                    "Content-Length: 0",
+                    "Content-Length: 99999999999999999999",
+                    "Content-Length: -1",
+                    "Transfer-Encoding: chunked",
+                    "Expect: 100-continue",
+                    "X-Echo: v",
+                    "X-Empty:",
+                    "Accept: */*",
+                ]);
+                if header == "Content-Length: 3" {
+                    body = 3;
+                }
+                bytes.extend_from_slice(header.as_bytes());
+                bytes.extend_from_slice(b"\r\n");
+            }
+            bytes.extend_from_slice(b"\r\n");
+            for _ in 0..body {
+                bytes.push(rng.pick(b"ab\r\n"));
+            }
+        }
+        bytes
+    }
+
+    /// Any bytes from a client: never a panic, only well-formed responses or a plain close,
+    /// and the server goes on serving. 2,000 cases, each on its own connection that we close
+    /// after sending (so that each ends at once): random bytes (HTTP words and all 256 byte
+    /// values), and random requests, pipelined or not, with random changes.
+    #[test]
+    fn any_bytes_from_a_client_never_panic_the_server() {
+        use crate::properties::Rng;
+        watch_panics();
+        let addr = start(test_limits());
+        const WORDS: &[&str] = &[
+            "GET ",
+            "HEAD ",
+            "/",
+            " HTTP/1.1",
+            "\r\n",
+            "\r\n\r\n",
+            "\n",
+            "Content-Length: ",
+            "Transfer-Encoding: chunked",
+            "Connection: close",
+            "Expect: 100-continue",
+            ":",
+            " ",
+            "\t",
+            "7",
+            "99999999999999999999",
+            "%",
+            "?",
+            "*",
+            "http://",
+            "\0",
+            "\u{7f}",
+            "ü",
+        ];
+        let mut rng = Rng::new(42);
+        let mut answered = 0;
+        for case in 0..2000 {
+            let mut bytes: Vec<u8> = Vec::new();
+            if case % 3 == 0 {
+                for _ in 0..rng.below(40) {
+                    if rng.chance(70) {
+                        bytes.extend_from_slice(rng.pick(WORDS).as_bytes());
+                    } else {
+                        bytes.push(rng.next() as u8);
+                    }
+                }
+            } else {
+                bytes = random_requests(&mut rng);
+                for _ in 0..rng.below(3) {
+                    let at = rng.below(bytes.len() + 1);
+                    match rng.below(4) {
+                        0 if at < bytes.len() => bytes[at] = rng.next() as u8,
+                        1 => bytes.insert(at, rng.pick(b"\r\n: \0%\xff\t")),
+                        2 => bytes.truncate(at),
+                        _ => {
+                            let word = rng.pick(WORDS).as_bytes();
+                            bytes.splice(at..at, word.iter().copied());
+                        }
+                    }
+                }
+            }
+            let mut stream = connect(addr);
+            let _ = stream.write_all(&bytes);
+            let _ = stream.shutdown(Shutdown::Write);
+            let transcript = read_to_close(&mut stream);
+            let shown = || {
+                format!(
+                    "case {case}: {:?} got {transcript:?}",
+                    String::from_utf8_lossy(&bytes)
+                )
+            };
+            assert!(!transcript.ends_with("<not closed in time>"), "{}", shown());
+            let transcript = transcript.strip_suffix("<reset>").unwrap_or(&transcript);
+            assert!(
+                transcript.is_empty() || transcript.starts_with("HTTP/1.1 "),
+                "{}",
+                shown()
+            );
+            // Every status line is one this server writes.
+            for line in transcript.lines().filter(|l| l.starts_with("HTTP/1.1 ")) {
+                let status: u16 = line[9..].get(..3).and_then(|s| s.parse().ok()).unwrap_or(0);
+                let known = status == 100
+                    || ((200..600).contains(&status)
+                        && line[12..] == format!(" {}", reason(status)));
+                assert!(known, "{line:?} in {}", shown());
+                answered += usize::from(status == 200);
+            }
+        }
+        wait_until_served(addr);
+        let panics = UNEXPECTED_PANICS.lock().unwrap().clone();
+        assert!(panics.is_empty(), "connection threads panicked: {panics:?}");
+        // The generator reaches the handler, not only the parser's refusals.
+        assert!(answered > 150, "only {answered} requests answered 200");
     }
 
     #[test]

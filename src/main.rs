@@ -12,6 +12,8 @@ mod log;
 mod mapping;
 mod poll;
 mod process;
+#[cfg(test)]
+mod properties;
 mod server;
 
 use std::fmt;
@@ -109,8 +111,14 @@ fn run(mut config: Config) -> Result<(), StartError> {
         .iter()
         .map(|(label, value)| format!("; {label}: {value}"))
         .collect();
+    let web_auth = config
+        .web_auth_file
+        .as_ref()
+        .map_or_else(String::new, |path| {
+            format!("; basic auth: users from {}", path.display())
+        });
     log::info!(
-        "status-exporter {} listening on {local}; polling {}{} every {:?} (timeout {:?}, at most {} bytes){request}; mapping: {}; OpenMetrics: {}",
+        "status-exporter {} listening on {local}; polling {}{} every {:?} (timeout {:?}, at most {} bytes){request}; mapping: {}; OpenMetrics: {}{web_auth}",
         config::VERSION,
         config.target,
         if config.demo { " (demo target)" } else { "" },
@@ -120,7 +128,17 @@ fn run(mut config: Config) -> Result<(), StartError> {
         commands::mapping_source(&config),
         if config.openmetrics { "when asked for" } else { "off" },
     );
-    server::serve(listener, shared, config.openmetrics)
+    if let Some(path) = &config.web_auth_file {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path).map_or(0, |m| m.permissions().mode());
+        if mode & 0o004 != 0 {
+            log::warn!(
+                "WEB_BASIC_AUTH_FILE: {} is readable by every user of this host; chmod o-r it",
+                path.display()
+            );
+        }
+    }
+    server::serve(listener, shared, config.openmetrics, config.web_auth_file)
 }
 
 /// Binds the given address, or all interfaces: IPv6 and IPv4 where the host has IPv6,

@@ -83,6 +83,7 @@ pub fn parse(text: &str) -> Result<Mapping, String> {
     let mut metrics: Vec<Metric> = Vec::with_capacity(items.len());
     let mut names: HashSet<String> = HashSet::new();
     let mut families: HashMap<String, usize> = HashMap::new();
+    let mut created_by: HashMap<String, usize> = HashMap::new();
     for (index, item) in items.iter().enumerate() {
         let at = |name: &str| {
             if name.is_empty() {
@@ -107,6 +108,28 @@ pub fn parse(text: &str) -> Result<Mapping, String> {
                 other.name,
                 family_name(&metric)
             ));
+        }
+        // A counter's family also owns the sample name `<family>_created` in OpenMetrics, and
+        // parsers refuse an exposition where another family uses it.
+        let created = format!("{}_created", family_name(&metric));
+        let mine = (metric.kind == MetricKind::Counter)
+            .then(|| families.get(created.as_str()).copied())
+            .flatten();
+        let theirs = created_by.get(family_name(&metric)).copied();
+        if let Some(other) = mine.or(theirs) {
+            let (counter, name) = match mine {
+                Some(_) => (&metric, created.as_str()),
+                None => (&metrics[other], family_name(&metric)),
+            };
+            return Err(format!(
+                "{}: clashes with {:?}: in OpenMetrics the counter {:?} also uses the name {name:?}; rename one",
+                at(&metric.name),
+                metrics[other].name,
+                counter.name,
+            ));
+        }
+        if metric.kind == MetricKind::Counter {
+            created_by.insert(created, metrics.len());
         }
         families.insert(family_name(&metric).to_string(), metrics.len());
         names.insert(metric.name.clone());
@@ -721,6 +744,18 @@ fn add_samples(
             }
         }
         MetricKind::Gauge | MetricKind::Counter => match number(found, &metric.value_map) {
+            // OpenMetrics: "A Total is a non-NaN and MUST be monotonically non-decreasing over
+            // time, starting from 0"; parsers refuse the whole exposition otherwise.
+            Some(value)
+                if metric.kind == MetricKind::Counter && (value.is_nan() || value < 0.0) =>
+            {
+                skipped.add(|| {
+                    format!(
+                        "{at}{path}: {} gives {value}: a counter is never negative or NaN",
+                        describe(found)
+                    )
+                })
+            }
             Some(value) => family
                 .samples
                 .push(crate::exposition::Sample { labels, value }),
@@ -890,6 +925,27 @@ on{state="true"} 0
 on{state="false"} 1
 "#,
             &[r#"1 /health: "degraded" is not one of the states (healthy, unhealthy); all are 0"#],
+        );
+    }
+
+    #[test]
+    fn counters_are_never_negative_or_nan() {
+        let mapping = r#"{"metrics": [
+            {"name": "a_total", "help": "h", "type": "counter", "path": "/a"},
+            {"name": "b_total", "help": "h", "type": "counter", "path": "/b"},
+            {"name": "c_total", "help": "h", "type": "counter", "path": "/c", "value_map": {"red": -1}},
+            {"name": "d_total", "help": "h", "type": "counter", "path": "/d"},
+            {"name": "e", "help": "h", "path": "/a"}
+        ]}"#;
+        check(
+            mapping,
+            r#"{"a": -5, "b": "NaN", "c": "red", "d": 1e400}"#,
+            "# HELP d_total h\n# TYPE d_total counter\nd_total +Inf\n# HELP e h\n# TYPE e gauge\ne -5\n",
+            &[
+                "1 /a: -5 gives -5: a counter is never negative or NaN",
+                r#"1 /b: "NaN" gives NaN: a counter is never negative or NaN"#,
+                r#"1 /c: "red" gives -1: a counter is never negative or NaN"#,
+            ],
         );
     }
 
@@ -1160,6 +1216,14 @@ slash_key 1
         check_invalid(
             r#"{"metrics": [{"name": "jobs", "help": "h", "path": "/a"}, {"name": "jobs_total", "help": "h", "type": "counter", "path": "/b"}]}"#,
             r#"metrics[1] "jobs_total": clashes with "jobs": in OpenMetrics both are the family "jobs"; rename one"#,
+        );
+        check_invalid(
+            r#"{"metrics": [{"name": "jobs_created", "help": "h", "path": "/a"}, {"name": "jobs_total", "help": "h", "type": "counter", "path": "/b"}]}"#,
+            r#"metrics[1] "jobs_total": clashes with "jobs_created": in OpenMetrics the counter "jobs_total" also uses the name "jobs_created"; rename one"#,
+        );
+        check_invalid(
+            r#"{"metrics": [{"name": "jobs_total", "help": "h", "type": "counter", "path": "/b"}, {"name": "jobs_created_info", "help": "h", "type": "info", "labels": {"a": "/a"}}]}"#,
+            r#"metrics[1] "jobs_created_info": clashes with "jobs_total": in OpenMetrics the counter "jobs_total" also uses the name "jobs_created"; rename one"#,
         );
     }
 }

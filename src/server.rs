@@ -1,29 +1,130 @@
-//! What the exporter answers over HTTP: routing, methods, headers and content negotiation.
+//! What the exporter answers over HTTP: routing, methods, headers, content negotiation and
+//! basic authentication.
 //!
-//! Owns the endpoints (`/metrics` and `/`, `/-/healthy`, `/-/ready`) and the choice between
-//! text format 0.0.4 and OpenMetrics from the `Accept` header. A scrape reads the latest
-//! snapshot (an `Arc` clone) and the process metrics, never the target. The HTTP/1.1 machinery
-//! itself is in `http.rs`; this file knows nothing about JSON or the HTTP client.
+//! Owns the endpoints (`/metrics` and `/`, `/-/healthy`, `/-/ready`), the choice between
+//! text format 0.0.4 and OpenMetrics from the `Accept` header, and the check of the
+//! `Authorization` header against the users of `WEB_BASIC_AUTH_FILE` (re-read when it changes,
+//! compared in constant time). A scrape reads the latest snapshot (an `Arc` clone) and the
+//! process metrics, never the target. The HTTP/1.1 machinery itself is in `http.rs`; this file
+//! knows nothing about JSON or the HTTP client.
 
 use std::net::TcpListener;
+use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
+use std::sync::{Mutex, PoisonError};
+use std::time::SystemTime;
 
+use crate::config;
 use crate::exposition::{self, Format};
 use crate::http::{self, Limits, Request, Response};
+use crate::log;
 use crate::poll::{self, Shared};
 use crate::process;
 
 /// Serves on `listener` for ever. `openmetrics`: answer in OpenMetrics when the scraper
-/// prefers it (otherwise always text 0.0.4).
-pub fn serve(listener: TcpListener, shared: Shared, openmetrics: bool) -> ! {
+/// prefers it (otherwise always text 0.0.4). `web_auth_file`: serve the metrics only to the
+/// users of this file (`WEB_BASIC_AUTH_FILE`).
+pub fn serve(
+    listener: TcpListener,
+    shared: Shared,
+    openmetrics: bool,
+    web_auth_file: Option<PathBuf>,
+) -> ! {
+    let users = web_auth_file.map(|path| Mutex::new(WebUsers::new(path)));
     http::serve(listener, Limits::default(), move |request| {
-        respond(request, &shared, openmetrics)
+        respond(request, &shared, openmetrics, users.as_ref())
     })
 }
 
-fn respond(request: &Request, shared: &Shared, openmetrics: bool) -> Response {
+/// The users of `WEB_BASIC_AUTH_FILE` and the state of the file, re-read when it changes.
+struct WebUsers {
+    path: PathBuf,
+    /// Inode, modification time and size of the file when last read; None to read it again.
+    /// The inode catches a file replaced by a rename (as editors, config tools and Kubernetes
+    /// secrets do) within the clock's resolution.
+    stamp: Option<(u64, SystemTime, u64)>,
+    /// What a client sends for each user: base64 of `user:password`. From the last good read;
+    /// empty (nobody is let in) if the file was never readable.
+    credentials: Vec<String>,
+    /// The last read failed; logged once until a read succeeds.
+    failing: bool,
+}
+
+impl WebUsers {
+    fn new(path: PathBuf) -> WebUsers {
+        let mut users = WebUsers {
+            path,
+            stamp: None,
+            credentials: Vec::new(),
+            failing: false,
+        };
+        users.reload_if_changed();
+        users
+    }
+
+    /// Re-reads the file if it changed (or the last read failed); a failed read keeps the
+    /// users of the last good one.
+    fn reload_if_changed(&mut self) {
+        let now = std::fs::metadata(&self.path)
+            .ok()
+            .and_then(|meta| Some((meta.ino(), meta.modified().ok()?, meta.len())));
+        if now.is_some() && now == self.stamp {
+            return;
+        }
+        match config::read_web_users(&self.path, "WEB_BASIC_AUTH_FILE") {
+            Ok(credentials) => {
+                if self.stamp.is_some() || self.failing {
+                    let count = credentials.len();
+                    log::info!(
+                        "users reloaded from {} ({count} {})",
+                        self.path.display(),
+                        if count == 1 { "user" } else { "users" }
+                    );
+                }
+                self.credentials = credentials;
+                self.stamp = now;
+                self.failing = false;
+            }
+            Err(e) => {
+                if !self.failing {
+                    let kept = if self.credentials.is_empty() {
+                        "no one is let in"
+                    } else {
+                        "the previous users stay in use"
+                    };
+                    log::warn!("{e}; {kept} until the file can be read");
+                }
+                self.stamp = None;
+                self.failing = true;
+            }
+        }
+    }
+}
+
+fn respond(
+    request: &Request,
+    shared: &Shared,
+    openmetrics: bool,
+    users: Option<&Mutex<WebUsers>>,
+) -> Response {
     let known = matches!(request.path, "/" | "/metrics" | "/-/healthy" | "/-/ready");
     if !known {
         return plain(404, "not found: the metrics are at /metrics\n");
+    }
+    // The health endpoints stay open: orchestrators and load balancers probe them without
+    // credentials, and they tell nothing but "up" and "ready".
+    let protected = matches!(request.path, "/" | "/metrics");
+    if let (true, Some(users)) = (protected, users) {
+        let mut users = users.lock().unwrap_or_else(PoisonError::into_inner);
+        users.reload_if_changed();
+        if !authorized(request.header("authorization"), &users.credentials) {
+            let mut response = plain(401, "unauthorized: the metrics need basic authentication\n");
+            response.headers.push((
+                "WWW-Authenticate",
+                r#"Basic realm="status-exporter", charset="UTF-8""#.into(),
+            ));
+            return response;
+        }
     }
     if request.method != "GET" && request.method != "HEAD" {
         let mut response = plain(405, "method not allowed: use GET or HEAD\n");
@@ -71,6 +172,34 @@ fn metrics(shared: &Shared, format: Format) -> String {
         body.push_str(exposition::EOF);
     }
     body
+}
+
+/// Whether an `Authorization` header carries basic credentials equal to one of `credentials`
+/// (each base64 of `user:password`). The scheme is case-insensitive (RFC 7617).
+fn authorized(header: Option<&str>, credentials: &[String]) -> bool {
+    let Some((scheme, token)) = header.and_then(|h| h.trim().split_once(' ')) else {
+        return false;
+    };
+    scheme.eq_ignore_ascii_case("basic") && matches_any(token.trim().as_bytes(), credentials)
+}
+
+/// Whether `given` equals one of `expected`, in a time that depends only on the length of
+/// `given` and the number of entries: every byte is compared against every entry, with no
+/// early exit, so the time tells an attacker nothing about how close a guess came or which
+/// user it matched.
+fn matches_any(given: &[u8], expected: &[String]) -> bool {
+    let mut matched = 0u8;
+    for candidate in expected.iter().map(String::as_bytes) {
+        if candidate.is_empty() {
+            continue; // never the case: base64 of a non-empty `user:password`
+        }
+        let mut diff = u8::from(given.len() != candidate.len());
+        for (i, byte) in given.iter().enumerate() {
+            diff |= byte ^ candidate[i % candidate.len()];
+        }
+        matched |= u8::from(std::hint::black_box(diff) == 0);
+    }
+    matched != 0
 }
 
 /// Chooses the format from an `Accept` header: OpenMetrics 1.0.0 when the header gives it a
@@ -122,6 +251,37 @@ pub fn negotiate(accept: Option<&str>) -> Format {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn basic_credentials() {
+        // Aladdin:open sesame and prometheus:s3cret:x
+        let users = [
+            "QWxhZGRpbjpvcGVuIHNlc2FtZQ==".to_string(),
+            "cHJvbWV0aGV1czpzM2NyZXQ6eA==".to_string(),
+        ];
+        fn check(header: Option<&str>, users: &[String], expected: bool) {
+            assert_eq!(authorized(header, users), expected, "{header:?}");
+        }
+        check(Some("Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ=="), &users, true);
+        check(Some("basic   cHJvbWV0aGV1czpzM2NyZXQ6eA== "), &users, true);
+        check(Some("BASIC cHJvbWV0aGV1czpzM2NyZXQ6eA=="), &users, true);
+        check(None, &users, false);
+        check(Some(""), &users, false);
+        check(Some("Basic"), &users, false);
+        check(Some("Basic "), &users, false);
+        check(Some("Bearer QWxhZGRpbjpvcGVuIHNlc2FtZQ=="), &users, false);
+        check(Some("Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ="), &users, false);
+        check(Some("Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ==="), &users, false);
+        check(Some("Basic qWxhZGRpbjpvcGVuIHNlc2FtZQ=="), &users, false);
+        check(
+            Some("Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ==QWxhZGRpbjpvcGVuIHNlc2FtZQ=="),
+            &users,
+            false,
+        );
+        check(Some("Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ=="), &[], false);
+        // The repetition of a short guess is not a match (the comparison wraps around inside).
+        check(Some("Basic QQ=="), &["QQ==QQ==".to_string()], false);
+    }
 
     #[test]
     fn content_negotiation() {

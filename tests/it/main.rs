@@ -2,6 +2,7 @@
 //! real Prometheus tools. See `harness.rs` for how the parts are started.
 
 mod core;
+mod hardening;
 mod harness;
 mod mapping;
 mod prometheus;

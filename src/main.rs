@@ -15,6 +15,7 @@ mod process;
 #[cfg(test)]
 mod properties;
 mod server;
+mod watch;
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener};

@@ -11,7 +11,6 @@
 
 use std::fmt;
 use std::io::{self, Read};
-use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -21,6 +20,7 @@ use crate::config::{self, Auth, Config, Target, VERSION};
 use crate::exposition::{self, Family, Format, Kind};
 use crate::log;
 use crate::mapping::{self, Mapping};
+use crate::watch::{Refresh, Watched};
 
 /// What a scrape serves, rendered once per poll. Process metrics are added at scrape time.
 #[derive(Debug)]
@@ -392,63 +392,6 @@ fn random_fraction() -> f64 {
     (hasher.finish() >> 11) as f64 / (1u64 << 53) as f64
 }
 
-/// The target's credentials and the state of their file, re-read when it changes.
-struct Credentials {
-    auth: Auth,
-    /// Modification time and size of the file when last read; None to read it at the next poll.
-    stamp: Option<(SystemTime, u64)>,
-    /// The `Authorization` value of the last good read; None if the file was never readable.
-    header: Option<String>,
-    /// The last read failed; logged once until a read succeeds.
-    failing: bool,
-}
-
-impl Credentials {
-    fn new(auth: Auth) -> Credentials {
-        let mut credentials = Credentials {
-            auth,
-            stamp: None,
-            header: None,
-            failing: false,
-        };
-        credentials.reload_if_changed();
-        credentials
-    }
-
-    /// Re-reads the file if it changed, or if the last read failed. A failed read keeps the
-    /// last good value.
-    fn reload_if_changed(&mut self) {
-        let path = self.auth.file();
-        let now = stamp(path);
-        if now.is_some() && now == self.stamp {
-            return;
-        }
-        match config::read_credentials(&self.auth, self.auth.setting()) {
-            Ok(value) => {
-                let changed = self.header.as_ref().is_some_and(|old| *old != value);
-                if changed || self.failing {
-                    log::info!("credentials reloaded from {}", path.display());
-                }
-                self.header = Some(value);
-                self.stamp = now;
-                self.failing = false;
-            }
-            Err(e) => {
-                if !self.failing {
-                    let kept = if self.header.is_some() {
-                        "the previous credentials stay in use"
-                    } else {
-                        "requests go without credentials"
-                    };
-                    log::warn!("{e}; {kept} until the file can be read");
-                }
-                self.stamp = None;
-                self.failing = true;
-            }
-        }
-    }
-}
-
 /// Everything the poller keeps between polls.
 pub struct Poller {
     target: Target,
@@ -458,12 +401,11 @@ pub struct Poller {
     max_body_bytes: usize,
     /// The configured request headers.
     headers: Vec<(String, String)>,
-    credentials: Option<Credentials>,
+    /// The credentials (their `Authorization` value, None until a read succeeds) and their file.
+    credentials: Option<(Auth, Watched<Option<String>>)>,
     mapping: Mapping,
-    mapping_file: Option<PathBuf>,
-    /// Modification time and size of the mapping file when last read; None if unreadable.
-    mapping_stamp: Option<(SystemTime, u64)>,
-    reload_ok: bool,
+    /// The mapping file (its last good mapping), when there is one.
+    mapping_file: Option<Watched<Mapping>>,
     polls: u64,
     failures: [u64; REASONS.len()],
     /// Samples skipped per mapped metric name, in mapping order.
@@ -488,20 +430,27 @@ impl Poller {
             std::env::set_var("SSL_CERT_FILE", ca);
             std::env::remove_var("SSL_CERT_DIR");
         }
-        let mapping_stamp = config.mapping_file.as_deref().and_then(stamp);
         let mut poller = Poller {
             target: config.target.clone(),
             interval: config.interval,
             timeout: config.timeout,
             max_body_bytes: config.max_body_bytes,
             headers: config.headers.clone(),
-            credentials: config.auth.clone().map(Credentials::new),
+            credentials: config.auth.clone().map(|auth| {
+                let path = auth.file().to_path_buf();
+                let watched = match config::read_credentials(&auth, auth.setting()) {
+                    Ok(value) => Watched::new(path, Some(value)),
+                    Err(_) => Watched::unread(path, None),
+                };
+                (auth, watched)
+            }),
             mapping: Mapping {
                 metrics: Vec::new(),
             },
-            mapping_file: config.mapping_file.clone(),
-            mapping_stamp,
-            reload_ok: true,
+            mapping_file: config
+                .mapping_file
+                .clone()
+                .map(|path| Watched::new(path, config.mapping.clone())),
             polls: 0,
             failures: [0; REASONS.len()],
             mapping_errors: Vec::new(),
@@ -532,30 +481,41 @@ impl Poller {
         self.mapping = mapping;
     }
 
-    /// Re-reads the mapping file if it changed on disk. A broken file keeps the previous one.
+    /// Re-reads the mapping file and the credentials if they changed on disk. A file that
+    /// cannot be read or is broken keeps its last good value, and is reported once.
     fn reload_if_changed(&mut self) {
-        let Some(path) = self.mapping_file.clone() else {
-            return;
-        };
-        let now = stamp(&path);
-        if now == self.mapping_stamp {
-            return;
-        }
-        self.mapping_stamp = now;
-        match config::load_mapping(&path) {
-            Ok(mapping) if mapping == self.mapping => self.reload_ok = true,
-            Ok(mapping) => {
-                log::info!(
-                    "mapping reloaded from {}: {} metrics",
-                    path.display(),
-                    mapping.metrics.len()
-                );
-                self.reload_ok = true;
-                self.set_mapping(mapping);
+        if let Some(file) = &mut self.mapping_file {
+            match file.refresh(config::load_mapping) {
+                Refresh::Read { changed: true, .. } => {
+                    let mapping = file.value.clone();
+                    log::info!(
+                        "mapping reloaded from {}: {} metrics",
+                        file.path.display(),
+                        mapping.metrics.len()
+                    );
+                    self.set_mapping(mapping);
+                }
+                Refresh::Failed(e) => {
+                    log::warn!("mapping not reloaded, the previous one stays in use: {e}")
+                }
+                Refresh::Read { .. } | Refresh::Unchanged => {}
             }
-            Err(e) => {
-                log::warn!("mapping not reloaded, the previous one stays in use: {e}");
-                self.reload_ok = false;
+        }
+        if let Some((auth, file)) = &mut self.credentials {
+            let had = file.value.is_some();
+            match file.refresh(|_| config::read_credentials(auth, auth.setting()).map(Some)) {
+                Refresh::Read { changed, recovered } if changed || recovered => {
+                    log::info!("credentials reloaded from {}", file.path.display())
+                }
+                Refresh::Failed(e) => {
+                    let kept = if had {
+                        "the previous credentials stay in use"
+                    } else {
+                        "requests go without credentials"
+                    };
+                    log::warn!("{e}; {kept} until the file can be read");
+                }
+                Refresh::Read { .. } | Refresh::Unchanged => {}
             }
         }
     }
@@ -563,10 +523,10 @@ impl Poller {
     /// Polls the target once and returns the snapshot to publish.
     pub fn poll(&mut self) -> Snapshot {
         self.reload_if_changed();
-        if let Some(credentials) = &mut self.credentials {
-            credentials.reload_if_changed();
-        }
-        let authorization = self.credentials.as_ref().and_then(|c| c.header.as_deref());
+        let authorization = self
+            .credentials
+            .as_ref()
+            .and_then(|(_, file)| file.value.as_deref());
         let headers = request_headers(&self.headers, authorization);
         let started = Instant::now();
         let fetched = fetch(&self.target, &headers, self.timeout, self.max_body_bytes);
@@ -735,22 +695,17 @@ impl Poller {
                 "status_exporter_config_last_reload_successful",
                 "1 if the last load of the mapping file succeeded (always 1 with the built-in mapping).",
                 Kind::Gauge,
-                f64::from(u8::from(self.reload_ok)),
+                f64::from(u8::from(!self.mapping_file.as_ref().is_some_and(|f| f.failing))),
             ),
             Family::single(
                 "status_exporter_credentials_last_reload_successful",
                 "1 if the last read of the credentials file succeeded (always 1 without credentials).",
                 Kind::Gauge,
-                f64::from(u8::from(!self.credentials.as_ref().is_some_and(|c| c.failing))),
+                f64::from(u8::from(!self.credentials.as_ref().is_some_and(|(_, f)| f.failing))),
             ),
             build,
         ]
     }
-}
-
-fn stamp(path: &Path) -> Option<(SystemTime, u64)> {
-    let meta = std::fs::metadata(path).ok()?;
-    Some((meta.modified().ok()?, meta.len()))
 }
 
 /// Polls for ever, publishing each snapshot into `shared`. The first poll waits a random

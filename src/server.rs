@@ -9,10 +9,8 @@
 //! knows nothing about JSON or the HTTP client.
 
 use std::net::TcpListener;
-use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 use std::sync::{Mutex, PoisonError};
-use std::time::SystemTime;
 
 use crate::config;
 use crate::exposition::{self, Format};
@@ -20,6 +18,7 @@ use crate::http::{self, Limits, Request, Response};
 use crate::log;
 use crate::poll::{self, Shared};
 use crate::process;
+use crate::watch::{Refresh, Watched};
 
 /// Serves on `listener` for ever. `openmetrics`: answer in OpenMetrics when the scraper
 /// prefers it (otherwise always text 0.0.4). `web_auth_file`: serve the metrics only to the
@@ -30,74 +29,43 @@ pub fn serve(
     openmetrics: bool,
     web_auth_file: Option<PathBuf>,
 ) -> ! {
-    let users = web_auth_file.map(|path| Mutex::new(WebUsers::new(path)));
+    let users = web_auth_file.map(|path| {
+        Mutex::new(match config::read_web_users(&path, "WEB_BASIC_AUTH_FILE") {
+            Ok(users) => WebUsers::new(path, users),
+            Err(_) => WebUsers::unread(path, Vec::new()),
+        })
+    });
     http::serve(listener, Limits::default(), move |request| {
         respond(request, &shared, openmetrics, users.as_ref())
     })
 }
 
-/// The users of `WEB_BASIC_AUTH_FILE` and the state of the file, re-read when it changes.
-struct WebUsers {
-    path: PathBuf,
-    /// Inode, modification time and size of the file when last read; None to read it again.
-    /// The inode catches a file replaced by a rename (as editors, config tools and Kubernetes
-    /// secrets do) within the clock's resolution.
-    stamp: Option<(u64, SystemTime, u64)>,
-    /// What a client sends for each user: base64 of `user:password`. From the last good read;
-    /// empty (nobody is let in) if the file was never readable.
-    credentials: Vec<String>,
-    /// The last read failed; logged once until a read succeeds.
-    failing: bool,
-}
+/// The users of `WEB_BASIC_AUTH_FILE`: what a client sends for each, base64 of
+/// `user:password`; empty (nobody is let in) until the file is readable.
+type WebUsers = Watched<Vec<String>>;
 
-impl WebUsers {
-    fn new(path: PathBuf) -> WebUsers {
-        let mut users = WebUsers {
-            path,
-            stamp: None,
-            credentials: Vec::new(),
-            failing: false,
-        };
-        users.reload_if_changed();
-        users
-    }
-
-    /// Re-reads the file if it changed (or the last read failed); a failed read keeps the
-    /// users of the last good one.
-    fn reload_if_changed(&mut self) {
-        let now = std::fs::metadata(&self.path)
-            .ok()
-            .and_then(|meta| Some((meta.ino(), meta.modified().ok()?, meta.len())));
-        if now.is_some() && now == self.stamp {
-            return;
+/// Re-reads the users file if it changed (or the last read failed); a failed read keeps the
+/// users of the last good one.
+fn reload_users(users: &mut WebUsers) {
+    let had = !users.value.is_empty();
+    match users.refresh(|path| config::read_web_users(path, "WEB_BASIC_AUTH_FILE")) {
+        Refresh::Read { changed, recovered } if changed || recovered => {
+            let count = users.value.len();
+            log::info!(
+                "users reloaded from {} ({count} {})",
+                users.path.display(),
+                if count == 1 { "user" } else { "users" }
+            );
         }
-        match config::read_web_users(&self.path, "WEB_BASIC_AUTH_FILE") {
-            Ok(credentials) => {
-                if self.stamp.is_some() || self.failing {
-                    let count = credentials.len();
-                    log::info!(
-                        "users reloaded from {} ({count} {})",
-                        self.path.display(),
-                        if count == 1 { "user" } else { "users" }
-                    );
-                }
-                self.credentials = credentials;
-                self.stamp = now;
-                self.failing = false;
-            }
-            Err(e) => {
-                if !self.failing {
-                    let kept = if self.credentials.is_empty() {
-                        "no one is let in"
-                    } else {
-                        "the previous users stay in use"
-                    };
-                    log::warn!("{e}; {kept} until the file can be read");
-                }
-                self.stamp = None;
-                self.failing = true;
-            }
+        Refresh::Failed(e) => {
+            let kept = if had {
+                "the previous users stay in use"
+            } else {
+                "no one is let in"
+            };
+            log::warn!("{e}; {kept} until the file can be read");
         }
+        Refresh::Read { .. } | Refresh::Unchanged => {}
     }
 }
 
@@ -116,8 +84,8 @@ fn respond(
     let protected = matches!(request.path, "/" | "/metrics");
     if let (true, Some(users)) = (protected, users) {
         let mut users = users.lock().unwrap_or_else(PoisonError::into_inner);
-        users.reload_if_changed();
-        if !authorized(request.header("authorization"), &users.credentials) {
+        reload_users(&mut users);
+        if !authorized(request.header("authorization"), &users.value) {
             let mut response = plain(401, "unauthorized: the metrics need basic authentication\n");
             response.headers.push((
                 "WWW-Authenticate",

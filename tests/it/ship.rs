@@ -393,7 +393,7 @@ fn prometheus_scrapes_the_exporter_with_the_shipped_config() {
 
 fn check_static(path: &Path, machine: u64) {
     let elf =
-        read_elf(&fs::read(&path).unwrap()).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        read_elf(&fs::read(path).unwrap()).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     assert_eq!(elf.machine, machine, "{}: {elf:?}", path.display());
     assert!(
         !elf.interpreter && elf.needed == 0,

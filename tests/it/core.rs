@@ -207,6 +207,11 @@ fn every_target_failure_is_a_status_not_a_crash() {
             "headers over 65536 bytes",
         ),
         (
+            Reply::Raw([b"HTTP/1.1 200 ".as_slice(), &[b'x'; 100_000]].concat()),
+            "too_large",
+            "status line over 65536 bytes",
+        ),
+        (
             Reply::Hang,
             "timeout",
             "no complete answer within TARGET_TIMEOUT_SECONDS",

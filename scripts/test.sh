@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of status-exporter: installs what the tests need when it is missing (Debian
 # packages, Rust targets), then `cargo test`. Safe to run again; needs root (or sudo) only when
-# something is missing. The shipping tests (chroot) need root themselves. Extra arguments go to `cargo test` (e.g. a test name filter).
+# something is missing. The shipping tests (chroot) need root themselves. Extra arguments go to
+# `cargo test` (e.g. a test name filter).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

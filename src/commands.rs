@@ -1,8 +1,9 @@
-//! The one-shot commands that help people write a mapping: `--check-config` prints what the
-//! settings and the mapping amount to, `--render FILE` shows the metrics a saved document gives.
-//! Neither touches the network.
+//! What the exporter says about its settings: the start-up line, and the one-shot commands that
+//! help people write a mapping: `--check-config` prints what the settings and the mapping amount
+//! to, `--render FILE` shows the metrics a saved document gives. None touches the network.
 
 use std::io::Read;
+use std::net::SocketAddr;
 
 use crate::config::Config;
 use crate::exposition;
@@ -16,6 +17,31 @@ pub fn mapping_source(config: &Config) -> String {
         Some(path) => format!("{} ({count} metrics)", path.display()),
         None => format!("built-in ({count} metrics)"),
     }
+}
+
+/// The start-up line: version, listen address and the effective settings (secrets redacted).
+pub fn startup_line(config: &Config, local: SocketAddr) -> String {
+    let request: String = crate::config::request_settings(config)
+        .iter()
+        .map(|(label, value)| format!("; {label}: {value}"))
+        .collect();
+    let web_auth = config
+        .web_auth_file
+        .as_ref()
+        .map_or_else(String::new, |path| {
+            format!("; basic auth: users from {}", path.display())
+        });
+    format!(
+        "status-exporter {} listening on {local}; polling {}{} every {:?} (timeout {:?}, at most {} bytes){request}; mapping: {}; OpenMetrics: {}{web_auth}",
+        crate::config::VERSION,
+        config.target,
+        if config.demo { " (demo target)" } else { "" },
+        config.interval,
+        config.timeout,
+        config.max_body_bytes,
+        mapping_source(config),
+        if config.openmetrics { "when asked for" } else { "off" },
+    )
 }
 
 /// The `--check-config` report.

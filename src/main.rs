@@ -108,37 +108,7 @@ fn run(mut config: Config) -> Result<(), StartError> {
         .name("poller".into())
         .spawn(move || poll::run(poller, for_poller))
         .map_err(StartError::Thread)?;
-    let request: String = config::request_settings(&config)
-        .iter()
-        .map(|(label, value)| format!("; {label}: {value}"))
-        .collect();
-    let web_auth = config
-        .web_auth_file
-        .as_ref()
-        .map_or_else(String::new, |path| {
-            format!("; basic auth: users from {}", path.display())
-        });
-    log::info!(
-        "status-exporter {} listening on {local}; polling {}{} every {:?} (timeout {:?}, at most {} bytes){request}; mapping: {}; OpenMetrics: {}{web_auth}",
-        config::VERSION,
-        config.target,
-        if config.demo { " (demo target)" } else { "" },
-        config.interval,
-        config.timeout,
-        config.max_body_bytes,
-        commands::mapping_source(&config),
-        if config.openmetrics { "when asked for" } else { "off" },
-    );
-    if let Some(path) = &config.web_auth_file {
-        use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(path).map_or(0, |m| m.permissions().mode());
-        if mode & 0o004 != 0 {
-            log::warn!(
-                "WEB_BASIC_AUTH_FILE: {} is readable by every user of this host; chmod o-r it",
-                path.display()
-            );
-        }
-    }
+    log::info!("{}", commands::startup_line(&config, local));
     server::serve(listener, shared, config.openmetrics, config.web_auth_file)
 }
 

@@ -29,6 +29,16 @@ pub fn serve(
     openmetrics: bool,
     web_auth_file: Option<PathBuf>,
 ) -> ! {
+    if let Some(path) = &web_auth_file {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path).map_or(0, |m| m.permissions().mode());
+        if mode & 0o004 != 0 {
+            log::warn!(
+                "WEB_BASIC_AUTH_FILE: {} is readable by every user of this host; chmod o-r it",
+                path.display()
+            );
+        }
+    }
     let users = web_auth_file.map(|path| {
         Mutex::new(match config::read_web_users(&path, "WEB_BASIC_AUTH_FILE") {
             Ok(users) => WebUsers::new(path, users),

@@ -16,7 +16,7 @@
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread;
@@ -817,7 +817,7 @@ fn running_out_of_descriptors_pauses_accepting_and_never_ends_it() {
     let target = Target::start(Reply::Json(TUTORIAL_DOC.into()));
     // 24 descriptors: the standard three, the listener and a few for polling and /proc leave
     // room for about 16 connections, far below the connection cap.
-    let exporter = LimitedExporter::start(24, &target.url("/status"));
+    let exporter = limited_exporter(24, &target.url("/status"));
     let addr = exporter.addr;
     let mut hogs: Vec<TcpStream> = (0..40).map(|_| connect(addr)).collect();
     // One more, with a whole request: it waits in the kernel's queue while accept fails.
@@ -830,7 +830,7 @@ fn running_out_of_descriptors_pauses_accepting_and_never_ends_it() {
         assert!(
             Instant::now() < deadline,
             "accept never failed:\n{}",
-            exporter.stderr()
+            exporter.stderr().join("\n")
         );
         thread::sleep(Duration::from_millis(20));
     }
@@ -851,7 +851,7 @@ fn running_out_of_descriptors_pauses_accepting_and_never_ends_it() {
         Some(&200),
         "{}\nstderr:\n{}",
         String::from_utf8_lossy(&transcript),
-        exporter.stderr()
+        exporter.stderr().join("\n")
     );
     let response = harness::get(addr, "GET", "/metrics", &[]);
     assert_eq!(response.status, 200);
@@ -861,7 +861,7 @@ fn running_out_of_descriptors_pauses_accepting_and_never_ends_it() {
     assert!(
         exporter.log_lines("panicked").is_empty(),
         "{}",
-        exporter.stderr()
+        exporter.stderr().join("\n")
     );
     eprintln!("out of descriptors: {held:?}; logged: {}", lines[0]);
 }
@@ -1109,84 +1109,20 @@ fn open_files_limit() -> u64 {
 }
 
 /// The exporter under `ulimit -n LIMIT` (set by `sh`, which then execs the binary), for the
-/// one test that needs a descriptor limit of its own; killed when dropped.
-struct LimitedExporter {
-    child: Child,
-    addr: SocketAddr,
-    stderr: Arc<Mutex<Vec<String>>>,
-}
-
-impl LimitedExporter {
-    fn start(limit: u32, target_url: &str) -> LimitedExporter {
-        let mut command = Command::new("sh");
-        command
-            .arg("-c")
-            .arg(format!("ulimit -n {limit} && exec \"$0\""))
-            .arg(harness::binary())
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("TARGET_URL", target_url)
-            .env("POLLING_INTERVAL_SECONDS", "0.2")
-            .env("EXPORTER_PORT", "0")
-            .env("LISTEN_ADDRESS", "127.0.0.1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        let mut child = command.spawn().expect("start sh");
-        let pipe = child.stderr.take().expect("stderr is piped");
-        let stderr = Arc::new(Mutex::new(Vec::new()));
-        let lines = Arc::clone(&stderr);
-        thread::spawn(move || {
-            use std::io::BufRead;
-            for line in io::BufReader::new(pipe).lines().map_while(Result::ok) {
-                lines.lock().unwrap().push(line);
-            }
-        });
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let found = stderr.lock().unwrap().iter().find_map(|l| {
-                let rest = l.split("listening on ").nth(1)?;
-                rest.split(';').next()?.parse::<SocketAddr>().ok()
-            });
-            if let Some(addr) = found {
-                return LimitedExporter {
-                    child,
-                    addr,
-                    stderr,
-                };
-            }
-            let exited = child.try_wait().ok().flatten();
-            if exited.is_some() || Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!(
-                    "no start-up line ({exited:?}):\n{}",
-                    stderr.lock().unwrap().join("\n")
-                );
-            }
-            thread::sleep(Duration::from_millis(10));
-        }
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    fn stderr(&self) -> String {
-        self.stderr.lock().unwrap().join("\n")
-    }
-
-    fn log_lines(&self, text: &str) -> Vec<String> {
-        let lines = self.stderr.lock().unwrap();
-        lines.iter().filter(|l| l.contains(text)).cloned().collect()
-    }
-}
-
-impl Drop for LimitedExporter {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// one test that needs a descriptor limit of its own.
+fn limited_exporter(limit: u32, target_url: &str) -> Exporter {
+    let mut command = Command::new("sh");
+    command
+        .arg("-c")
+        .arg(format!("ulimit -n {limit} && exec \"$0\""))
+        .arg(harness::binary())
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("TARGET_URL", target_url)
+        .env("POLLING_INTERVAL_SECONDS", "0.2")
+        .env("EXPORTER_PORT", "0")
+        .env("LISTEN_ADDRESS", "127.0.0.1");
+    Exporter::spawn(command, Duration::from_secs(10))
 }
 
 /// splitmix64: a small deterministic generator, so that a failing case can be replayed.

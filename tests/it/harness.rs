@@ -3,16 +3,26 @@
 //!
 //! - [`Target`] is an HTTP server whose answer the test sets ([`Reply`]) and changes while the
 //!   exporter runs; it records every request it receives.
-//! - [`Exporter`] runs the binary built by cargo with a clean environment, finds its port from
-//!   the start-up log line (never a fixed port or a fixed sleep) and kills it when dropped.
-//!   Every failed wait panics with the exporter's stderr so far.
+//! - [`Exporter`] runs the binary built by cargo with a clean environment
+//!   ([`Exporter::start`]), or any command that ends up running it, such as `chroot` or `sh`
+//!   ([`Exporter::spawn`]); finds its port from the start-up log line (never a fixed port or a
+//!   fixed sleep) and kills it when dropped. Every failed wait panics with the exporter's stderr
+//!   so far.
 //! - [`get`] is a small HTTP/1.1 client over a raw `TcpStream`.
+//! - [`examples`] lists the example triads of `scripts/mappings` and [`serve_example`] serves
+//!   one through the exporter.
+//! - [`prometheus`] runs a real Prometheus server.
+//! - Small helpers: [`tool`] finds an installed program, [`temp_dir`] makes a fresh directory,
+//!   [`free_ports`] finds ports for programs that cannot report the one they bound, [`run`] runs
+//!   a command to its end.
+
+pub mod prometheus;
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::{Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -130,30 +140,61 @@ fn answer(stream: TcpStream, reply: &Mutex<Reply>, seen: &Mutex<Vec<Seen>>) {
         Reply::Raw(bytes) => {
             let _ = out.write_all(&bytes);
         }
-        Reply::Endless => {
-            let _ = out.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n[");
-            let chunk = vec![b'1'; 64 * 1024];
-            // Bounded: the exporter stops reading long before this ends.
-            for _ in 0..1024 {
-                if out.write_all(&chunk).is_err() {
-                    break;
-                }
-            }
-        }
-        Reply::EndlessHeader => {
-            let _ = out.write_all(b"HTTP/1.1 200 OK\r\nX-Long: ");
-            let chunk = vec![b'x'; 64 * 1024];
-            for _ in 0..1024 {
-                if out.write_all(&chunk).is_err() {
-                    break;
-                }
-            }
-        }
+        Reply::Endless => endless(
+            out,
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n[",
+            b'1',
+        ),
+        Reply::EndlessHeader => endless(out, b"HTTP/1.1 200 OK\r\nX-Long: ", b'x'),
         Reply::Hang => {
             thread::sleep(Duration::from_secs(30));
         }
     }
     let _ = stream.shutdown(Shutdown::Both);
+}
+
+/// Writes `head`, then 64 MiB of `filler` or until the reader goes away. Bounded: the exporter
+/// stops reading long before this ends.
+fn endless(mut out: &TcpStream, head: &[u8], filler: u8) {
+    let _ = out.write_all(head);
+    let chunk = vec![filler; 64 * 1024];
+    for _ in 0..1024 {
+        if out.write_all(&chunk).is_err() {
+            break;
+        }
+    }
+}
+
+/// The example mapping folders under `scripts/mappings`, each with mapping.json,
+/// document.json and expected.prom.
+pub fn examples() -> Vec<PathBuf> {
+    let root = repo().join("scripts/mappings");
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(&root)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.join("mapping.json").is_file())
+        .collect();
+    dirs.sort();
+    assert!(dirs.len() >= 5, "examples in {}: {dirs:?}", root.display());
+    dirs
+}
+
+/// An exporter with the example's mapping in front of a target serving its document.
+pub fn serve_example(dir: &Path) -> (Target, Exporter) {
+    let target = Target::start(Reply::Json(
+        std::fs::read_to_string(dir.join("document.json")).unwrap(),
+    ));
+    let mapping = dir.join("mapping.json");
+    let exporter = Exporter::start(
+        &[
+            "--target-url",
+            &target.url("/"),
+            "--config-file",
+            mapping.to_str().unwrap(),
+        ],
+        &[],
+    );
+    (target, exporter)
 }
 
 /// A running exporter binary.
@@ -163,9 +204,14 @@ pub struct Exporter {
     stderr: Arc<Mutex<Vec<String>>>,
 }
 
-/// The exporter binary cargo built for these tests.
-pub fn binary() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_status-exporter"))
+/// The exporter binary cargo built for these tests (for the host: dynamically linked).
+pub fn binary() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_status-exporter"))
+}
+
+/// The root of the repository, for the files under `scripts/`.
+pub fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
 /// A `Command` for the binary with none of the exporter's variables inherited.
@@ -180,7 +226,7 @@ pub fn command(args: &[&str], env: &[(&str, &str)]) -> Command {
 
 impl Exporter {
     /// Starts the exporter on 127.0.0.1 with a free port, polling every 0.2 s unless `env`
-    /// says otherwise, and waits for its start-up line.
+    /// says otherwise, and waits (at most 10 s) for its start-up line.
     pub fn start(args: &[&str], env: &[(&str, &str)]) -> Exporter {
         let mut full_env = vec![
             ("POLLING_INTERVAL_SECONDS", "0.2"),
@@ -188,11 +234,20 @@ impl Exporter {
             ("LISTEN_ADDRESS", "127.0.0.1"),
         ];
         full_env.extend_from_slice(env);
-        let mut child = command(args, &full_env)
+        Exporter::spawn(command(args, &full_env), Duration::from_secs(10))
+    }
+
+    /// Starts `command` (the exporter, or a program that runs it: `chroot`, `sh`, qemu) with
+    /// stdin and stdout closed, and waits at most `patience` for the exporter's start-up line,
+    /// `... listening on ADDR; ...`, which gives [`Exporter::addr`].
+    pub fn spawn(mut command: Command, patience: Duration) -> Exporter {
+        command
+            .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = command
             .spawn()
-            .expect("start the exporter binary");
+            .unwrap_or_else(|e| panic!("cannot start {command:?}: {e}"));
         let stderr = Arc::new(Mutex::new(Vec::new()));
         let pipe = child.stderr.take().expect("stderr is piped");
         let lines = Arc::clone(&stderr);
@@ -201,7 +256,7 @@ impl Exporter {
                 lines.lock().unwrap().push(line);
             }
         });
-        let deadline = Instant::now() + Duration::from_secs(10);
+        let deadline = Instant::now() + patience;
         loop {
             let found = stderr.lock().unwrap().iter().find_map(|l| {
                 let rest = l.split("listening on ").nth(1)?;
@@ -214,21 +269,44 @@ impl Exporter {
                     stderr,
                 };
             }
-            if let Ok(Some(status)) = child.try_wait() {
-                panic!(
-                    "the exporter exited with {status} before listening:\n{}",
-                    stderr.lock().unwrap().join("\n")
-                );
-            }
-            if Instant::now() > deadline {
+            let exited = child.try_wait().ok().flatten();
+            if exited.is_some() || Instant::now() > deadline {
                 let _ = child.kill();
-                panic!(
-                    "no start-up line within 10 s:\n{}",
-                    stderr.lock().unwrap().join("\n")
-                );
+                let _ = child.wait();
+                thread::sleep(Duration::from_millis(100)); // let the last lines arrive
+                let why = match exited {
+                    Some(status) => format!("exited with {status} before listening"),
+                    None => format!("no start-up line within {patience:?}"),
+                };
+                panic!("{command:?}: {why}:\n{}", stderr.lock().unwrap().join("\n"));
             }
             thread::sleep(Duration::from_millis(10));
         }
+    }
+
+    /// Waits at most `patience` until /-/ready answers 200: the first poll of the target
+    /// succeeded.
+    pub fn wait_ready(&self, patience: Duration) {
+        let deadline = Instant::now() + patience;
+        while try_get(self.addr, "GET", "/-/ready", &[])
+            .map(|r| r.status)
+            .ok()
+            != Some(200)
+        {
+            if Instant::now() > deadline {
+                self.fail(&format!("/-/ready not 200 within {patience:?}"));
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Panics with `message` and everything the exporter wrote to stderr.
+    pub fn fail(&self, message: &str) -> ! {
+        thread::sleep(Duration::from_millis(100)); // let the last lines arrive
+        panic!(
+            "{message}\n--- exporter stderr ---\n{}",
+            self.stderr().join("\n")
+        )
     }
 
     /// The exporter's stderr lines so far.
@@ -337,21 +415,28 @@ pub struct Response {
 
 /// One request on a new connection (`Connection: close`), with a 10 s limit.
 pub fn get(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)]) -> Response {
-    let mut stream = TcpStream::connect(addr).expect("connect to the exporter");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
+    try_get(addr, method, path, headers)
+        .unwrap_or_else(|e| panic!("{method} {path} on {addr}: {e}"))
+}
+
+/// [`get`], or the error that kept it from reading a response.
+pub fn try_get(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> io::Result<Response> {
+    let mut stream = TcpStream::connect(addr)?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
     let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
     for (name, value) in headers {
         request += &format!("{name}: {value}\r\n");
     }
     request += "\r\n";
-    stream
-        .write_all(request.as_bytes())
-        .expect("send the request");
+    stream.write_all(request.as_bytes())?;
     let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).expect("read the response");
-    parse_response(&raw)
+    stream.read_to_end(&mut raw)?;
+    Ok(parse_response(&raw))
 }
 
 pub fn parse_response(raw: &[u8]) -> Response {
@@ -384,16 +469,36 @@ pub fn temp_dir(name: &str) -> PathBuf {
     dir
 }
 
-/// The path of a tool, or a panic that names the Debian package to install. Tests that need
-/// a tool fail rather than skip, so CI cannot pass without them.
+/// The path of a tool, on PATH or in an sbin directory (chroot is in /usr/sbin, which a
+/// non-login PATH may lack), or a panic that names the Debian package to install. Tests that
+/// need a tool fail rather than skip, so CI cannot pass without them.
 pub fn tool(name: &str, package: &str) -> PathBuf {
     let path = std::env::var_os("PATH").unwrap_or_default();
+    let sbin = [PathBuf::from("/usr/sbin"), PathBuf::from("/sbin")];
     std::env::split_paths(&path)
+        .chain(sbin)
         .map(|dir| dir.join(name))
         .find(|p| p.is_file())
         .unwrap_or_else(|| {
             panic!("{name} is not installed: apt-get install {package} (.ci/run does this)")
         })
+}
+
+/// Ports on 127.0.0.1 that were free a moment ago, for programs that cannot report the port
+/// they bound (Prometheus). All are held open together, so that they differ.
+pub fn free_ports<const N: usize>() -> [u16; N] {
+    let listeners: [TcpListener; N] = std::array::from_fn(|_| {
+        TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind a loopback port")
+    });
+    listeners.map(|l| l.local_addr().expect("local address").port())
+}
+
+/// Runs `command` to its end with stdin closed, collecting its output.
+pub fn run(command: &mut Command) -> Output {
+    command
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {command:?}: {e}"))
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -3,22 +3,12 @@
 
 use std::fs;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
 
-use crate::harness::{app_part, command, temp_dir, value, Exporter, Reply, Target};
-
-fn examples() -> Vec<PathBuf> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/mappings");
-    let mut dirs: Vec<PathBuf> = fs::read_dir(&root)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.join("mapping.json").is_file())
-        .collect();
-    dirs.sort();
-    assert!(dirs.len() >= 5, "examples in {}: {dirs:?}", root.display());
-    dirs
-}
+use crate::harness::{
+    app_part, command, examples, serve_example, temp_dir, value, Exporter, Reply, Target,
+};
 
 fn render(mapping: &Path, document: &Path) -> (String, String) {
     let output = command(
@@ -65,19 +55,7 @@ fn example_triads_render_exactly() {
 #[test]
 fn examples_are_served_as_rendered() {
     for dir in examples() {
-        let target = Target::start(Reply::Json(
-            fs::read_to_string(dir.join("document.json")).unwrap(),
-        ));
-        let mapping = dir.join("mapping.json");
-        let exporter = Exporter::start(
-            &[
-                "--target-url",
-                &target.url("/"),
-                "--config-file",
-                mapping.to_str().unwrap(),
-            ],
-            &[],
-        );
+        let (_target, exporter) = serve_example(&dir);
         let body = exporter.wait_for_line("status_exporter_up 1");
         assert_eq!(
             app_part(&body),

@@ -3,32 +3,24 @@
 //! format of every example mapping, the OpenMetrics format through Prometheus's own parser,
 //! the alerting rules of `scripts/alerts.yml`, and `scripts/demo-stack.sh`.
 //!
-//! [`Prometheus`] runs the server on 127.0.0.1 with a generated config (scrape and rule
-//! evaluation every second), a fresh data directory and a port that was free a moment ago (it
-//! starts again on another port if someone took it), and kills it when dropped. Every wait goes
-//! through [`wait_until`]: it polls Prometheus's HTTP API and gives up after [`PATIENCE`].
-//! A missing `prometheus` or `promtool` fails the tests (harness::tool), it never skips them.
+//! The Prometheus server, its API and [`wait_until`] are in `harness/prometheus.rs`; here, as
+//! there, every wait gives up after a limit, and a missing `prometheus` or `promtool` fails the
+//! tests (`harness::tool`), it never skips them.
 
-use std::collections::BTreeMap;
 use std::fs;
 use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::thread;
-use std::time::{Duration, Instant};
 
-use serde_json::Value;
-
+use crate::harness::prometheus::{wait_until, Api, Prometheus};
 use crate::harness::{
-    self, parse_response, temp_dir, tool, Exporter, Reply, Response, Target, TUTORIAL_DOC,
-    TUTORIAL_TEXT,
+    self, examples, free_ports, repo, run, serve_example, temp_dir, tool, Exporter, Reply,
+    Response, Target, TUTORIAL_DOC, TUTORIAL_TEXT,
 };
-
-/// The longest any wait on Prometheus or the demo stack may take.
-const PATIENCE: Duration = Duration::from_secs(30);
 
 /// The Accept header Prometheus 2.42 (Debian 12) sends with its scrapes. `life_of_a_target`
 /// uses the header the installed Prometheus really sends.
@@ -405,13 +397,10 @@ fn parse_openmetrics(promtool: &Path, dir: &Path, body: &str) -> Result<usize, S
     let blocks = dir.join("blocks");
     let _ = fs::remove_dir_all(&blocks);
     fs::write(&input, stamped).unwrap();
-    let output = run_with_input(
-        Command::new(promtool)
-            .args(["tsdb", "create-blocks-from", "openmetrics"])
-            .arg(&input)
-            .arg(&blocks),
-        "",
-    );
+    let output = run(Command::new(promtool)
+        .args(["tsdb", "create-blocks-from", "openmetrics"])
+        .arg(&input)
+        .arg(&blocks));
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     if !output.status.success() {
@@ -424,36 +413,6 @@ fn parse_openmetrics(promtool: &Path, dir: &Path, body: &str) -> Result<usize, S
         .nth(4)
         .and_then(|n| n.parse().ok())
         .ok_or(format!("no sample count in {stdout:?} {stderr:?}"))
-}
-
-/// The example mapping folders, each with mapping.json, document.json and expected.prom.
-fn examples() -> Vec<PathBuf> {
-    let mut dirs: Vec<PathBuf> = fs::read_dir(repo().join("scripts/mappings"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.join("mapping.json").is_file())
-        .collect();
-    dirs.sort();
-    assert!(dirs.len() >= 5, "{dirs:?}");
-    dirs
-}
-
-/// An exporter with the example's mapping in front of a target serving its document.
-fn serve_example(dir: &Path) -> (Target, Exporter) {
-    let target = Target::start(Reply::Json(
-        fs::read_to_string(dir.join("document.json")).unwrap(),
-    ));
-    let mapping = dir.join("mapping.json");
-    let exporter = Exporter::start(
-        &[
-            "--target-url",
-            &target.url("/"),
-            "--config-file",
-            mapping.to_str().unwrap(),
-        ],
-        &[],
-    );
-    (target, exporter)
 }
 
 /// The sample lines of a scrape.
@@ -473,10 +432,7 @@ fn alerting_rules_are_valid_and_fire_when_they_should() {
     let promtool = tool("promtool", "prometheus");
     let rules = repo().join("scripts/alerts.yml");
     let tests = repo().join("scripts/alerts_test.yml");
-    let check = run_with_input(
-        Command::new(&promtool).args(["check", "rules"]).arg(&rules),
-        "",
-    );
+    let check = run(Command::new(&promtool).args(["check", "rules"]).arg(&rules));
     let said = String::from_utf8_lossy(&check.stdout).to_string()
         + &String::from_utf8_lossy(&check.stderr);
     assert!(check.status.success(), "promtool check rules: {said}");
@@ -489,10 +445,7 @@ fn alerting_rules_are_valid_and_fire_when_they_should() {
         said.contains(&format!("SUCCESS: {} rules found", names.len())),
         "{said}"
     );
-    let unit = run_with_input(
-        Command::new(&promtool).args(["test", "rules"]).arg(&tests),
-        "",
-    );
+    let unit = run(Command::new(&promtool).args(["test", "rules"]).arg(&tests));
     assert!(
         unit.status.success(),
         "promtool test rules: {}{}",
@@ -523,7 +476,7 @@ fn demo_stack_runs_until_ctrl_c() {
     let mut attempt = 0;
     let (mut stack, prometheus) = loop {
         attempt += 1;
-        let (exporter_port, prometheus_port) = two_free_ports();
+        let [exporter_port, prometheus_port] = free_ports();
         let mut stack = DemoStack::start(
             &tmp,
             &[
@@ -729,319 +682,6 @@ fn command_line(pid: u32) -> String {
         .unwrap_or_default()
 }
 
-// ---------------------------------------------------------------------------------------------
-// The Prometheus server and its HTTP API.
-
-/// A Prometheus server started by a test, killed when dropped.
-struct Prometheus {
-    child: Child,
-    api: Api,
-    log: PathBuf,
-}
-
-impl Prometheus {
-    /// Starts Prometheus on 127.0.0.1, scraping each `(job, address)` every second, with
-    /// scripts/alerts.yml evaluated every second, and waits until it is ready.
-    fn start(name: &str, jobs: &[(&str, SocketAddr)]) -> Prometheus {
-        let binary = tool("prometheus", "prometheus");
-        let dir = temp_dir(name);
-        let mut config = format!(
-            "global:\n  scrape_interval: 1s\n  scrape_timeout: 900ms\n  evaluation_interval: 1s\n\
-             rule_files:\n  - \"{}\"\nscrape_configs:\n",
-            repo().join("scripts/alerts.yml").display()
-        );
-        for (job, addr) in jobs {
-            config += &format!(
-                "  - job_name: {job}\n    static_configs:\n      - targets: [\"{addr}\"]\n"
-            );
-        }
-        fs::write(dir.join("prometheus.yml"), config).unwrap();
-        for attempt in 1.. {
-            let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, two_free_ports().0));
-            let log = dir.join(format!("prometheus-{attempt}.log"));
-            let child = Command::new(&binary)
-                .arg(format!(
-                    "--config.file={}",
-                    dir.join("prometheus.yml").display()
-                ))
-                .arg(format!(
-                    "--storage.tsdb.path={}",
-                    dir.join(format!("data-{attempt}")).display()
-                ))
-                .arg("--storage.tsdb.retention.time=1h")
-                .arg(format!("--web.listen-address={addr}"))
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(fs::File::create(&log).unwrap())
-                .spawn()
-                .expect("start prometheus");
-            let mut prometheus = Prometheus {
-                child,
-                api: Api(addr),
-                log,
-            };
-            let ready = wait_until(
-                "Prometheus to be ready",
-                || {
-                    if let Some(status) = prometheus.child.try_wait().unwrap() {
-                        return Ok(Err(status));
-                    }
-                    match http_get(addr, "/-/ready") {
-                        Ok(r) if r.status == 200 => Ok(Ok(())),
-                        Ok(r) => Err(format!("{} {}", r.status, r.body)),
-                        Err(e) => Err(e),
-                    }
-                },
-                || context(&prometheus.api, &prometheus.log),
-            );
-            match ready {
-                Ok(()) => return prometheus,
-                Err(_) if attempt < 3 && prometheus.log().contains("address already in use") => {}
-                Err(status) => panic!("Prometheus exited with {status}\n{}", prometheus.context()),
-            }
-        }
-        unreachable!()
-    }
-
-    fn log(&self) -> String {
-        fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// The end of the log and the targets' state, for failure messages.
-    fn context(&self) -> String {
-        context(&self.api, &self.log)
-    }
-
-    /// The result of an instant query: labels and value of each series.
-    fn query(&self, promql: &str) -> Vec<Series> {
-        self.api
-            .query(promql)
-            .unwrap_or_else(|e| panic!("query {promql}: {e}\n{}", self.context()))
-    }
-
-    /// The value of a query that gives at most one series.
-    fn value(&self, promql: &str) -> Option<f64> {
-        let result = self.query(promql);
-        assert!(result.len() <= 1, "{promql}: {result:?}");
-        result.first().map(|r| r.1)
-    }
-
-    /// Every app_* series, keyed as in the exposition (without job and instance).
-    fn app(&self) -> BTreeMap<String, f64> {
-        self.query(r#"{__name__=~"app_.+"}"#)
-            .into_iter()
-            .map(|(labels, value)| {
-                let name = &labels["__name__"];
-                let pairs: Vec<String> = labels
-                    .iter()
-                    .filter(|(k, _)| !["__name__", "job", "instance"].contains(&k.as_str()))
-                    .map(|(k, v)| format!("{k}=\"{v}\""))
-                    .collect();
-                let key = if pairs.is_empty() {
-                    name.clone()
-                } else {
-                    format!("{name}{{{}}}", pairs.join(","))
-                };
-                (key, value)
-            })
-            .collect()
-    }
-
-    /// Waits until the app_* series are exactly the samples of `exposition`.
-    fn wait_for_app(&self, exposition: &str, context: &dyn Fn() -> String) {
-        let expected: BTreeMap<String, f64> = exposition
-            .lines()
-            .filter(|l| !l.starts_with('#'))
-            .filter_map(|l| l.rsplit_once(' '))
-            .map(|(series, value)| (series.to_string(), value.parse().unwrap()))
-            .collect();
-        wait_until(
-            "the app series to be those of the document",
-            || {
-                let got = self.app();
-                (got == expected)
-                    .then_some(())
-                    .ok_or(format!("got {got:?}\nexpected {expected:?}"))
-            },
-            context,
-        );
-    }
-
-    /// Waits until the alert `name` is pending or firing.
-    fn wait_for_alert(&self, name: &str, context: &dyn Fn() -> String) {
-        wait_until(
-            &format!("the alert {name}"),
-            || {
-                let alerts = self.query(&format!(r#"ALERTS{{alertname="{name}"}}"#));
-                (!alerts.is_empty())
-                    .then_some(())
-                    .ok_or("not active".to_string())
-            },
-            context,
-        );
-    }
-
-    /// The last scrape of `job` succeeded, without an error.
-    fn assert_scrapes_clean(&self, job: &str) {
-        let targets = self.api.get("/api/v1/targets").unwrap();
-        let target = targets["activeTargets"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|t| t["labels"]["job"] == job)
-            .unwrap_or_else(|| panic!("no target {job}: {targets}"));
-        assert_eq!(target["health"], "up", "{target}");
-        assert_eq!(target["lastError"], "", "{target}");
-    }
-
-    /// The type Prometheus recorded for each metric family of `job`'s scrapes.
-    fn metadata(&self, job: &str) -> BTreeMap<String, String> {
-        let selector = format!("{{job=\"{job}\"}}");
-        let data = self
-            .api
-            .get(&format!(
-                "/api/v1/targets/metadata?match_target={}",
-                encode(&selector)
-            ))
-            .unwrap();
-        data.as_array()
-            .unwrap()
-            .iter()
-            .map(|m| {
-                (
-                    m["metric"].as_str().unwrap().to_string(),
-                    m["type"].as_str().unwrap().to_string(),
-                )
-            })
-            .collect()
-    }
-}
-
-/// The targets' state and the end of the log of the Prometheus at `api`.
-fn context(api: &Api, log: &Path) -> String {
-    let log = fs::read_to_string(log).unwrap_or_default();
-    let lines: Vec<&str> = log.lines().collect();
-    let tail = &lines[lines.len().saturating_sub(20)..];
-    let targets = api
-        .get("/api/v1/targets")
-        .map_or_else(|e| e, |t| t.to_string());
-    format!(
-        "Prometheus targets: {targets}\nPrometheus log (end):\n{}",
-        tail.join("\n")
-    )
-}
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// One series of a query result: its labels (with `__name__`) and its value.
-type Series = (BTreeMap<String, String>, f64);
-
-/// Prometheus's HTTP API at this address.
-struct Api(SocketAddr);
-
-impl Api {
-    /// GET an API path: its `data`, or why not.
-    fn get(&self, path: &str) -> Result<Value, String> {
-        let response = http_get(self.0, path)?;
-        let json: Value = serde_json::from_str(&response.body)
-            .map_err(|e| format!("{path}: {e}: {}", response.body))?;
-        if response.status != 200 || json["status"] != "success" {
-            return Err(format!("{path}: {} {}", response.status, response.body));
-        }
-        Ok(json["data"].clone())
-    }
-
-    fn query(&self, promql: &str) -> Result<Vec<Series>, String> {
-        let data = self.get(&format!("/api/v1/query?query={}", encode(promql)))?;
-        let result = data["result"].as_array().ok_or(format!("{data}"))?;
-        result
-            .iter()
-            .map(|series| {
-                let labels = series["metric"]
-                    .as_object()
-                    .ok_or(format!("{series}"))?
-                    .iter()
-                    .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
-                    .collect();
-                let value = series["value"][1]
-                    .as_str()
-                    .and_then(|v| v.parse().ok())
-                    .ok_or(format!("{series}"))?;
-                Ok((labels, value))
-            })
-            .collect()
-    }
-}
-
-/// Polls `check` every 100 ms until it gives a value, for at most [`PATIENCE`]; then panics
-/// with `what`, the last reason `check` gave, and `context()`.
-fn wait_until<T>(
-    what: &str,
-    mut check: impl FnMut() -> Result<T, String>,
-    context: impl Fn() -> String,
-) -> T {
-    let deadline = Instant::now() + PATIENCE;
-    loop {
-        match check() {
-            Ok(value) => return value,
-            Err(last) if Instant::now() > deadline => {
-                panic!(
-                    "timed out after {PATIENCE:?} waiting for {what}; last: {last}\n{}",
-                    context()
-                )
-            }
-            Err(_) => thread::sleep(Duration::from_millis(100)),
-        }
-    }
-}
-
-/// One GET in HTTP/1.0, so that Go's server neither chunks the body nor keeps the connection.
-fn http_get(addr: SocketAddr, path: &str) -> Result<Response, String> {
-    let timeout = Duration::from_secs(10);
-    let mut stream = TcpStream::connect_timeout(&addr, timeout).map_err(|e| e.to_string())?;
-    stream
-        .set_read_timeout(Some(timeout))
-        .map_err(|e| e.to_string())?;
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").map_err(|e| e.to_string())?;
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).map_err(|e| e.to_string())?;
-    if !raw.windows(4).any(|w| w == b"\r\n\r\n") {
-        return Err(format!(
-            "incomplete response: {:?}",
-            String::from_utf8_lossy(&raw)
-        ));
-    }
-    Ok(parse_response(&raw))
-}
-
-/// Percent-encodes a query parameter.
-fn encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
-/// Two distinct ports that were free a moment ago, for programs that cannot report the port
-/// they bound. Both are held open together so that they differ.
-fn two_free_ports() -> (u16, u16) {
-    let a = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
-    let b = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
-    (
-        a.local_addr().unwrap().port(),
-        b.local_addr().unwrap().port(),
-    )
-}
-
 fn run_with_input(command: &mut Command, input: &str) -> Output {
     let mut child = command
         .stdin(Stdio::piped())
@@ -1057,8 +697,4 @@ fn run_with_input(command: &mut Command, input: &str) -> Output {
     let output = child.wait_with_output().unwrap();
     writer.join().unwrap();
     output
-}
-
-fn repo() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
 }

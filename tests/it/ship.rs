@@ -13,18 +13,19 @@
 //! prometheus. A missing tool fails its test with the package to install: nothing here skips.
 //! Each static target is built once per test run (release, LTO: slow), into `target/ship`.
 //!
-//! Self-contained: its small harness (a temporary directory, a running exporter killed on
-//! drop, an HTTP GET) knows nothing of the rest of the integration tests.
+//! The exporter, temporary directories, tools and Prometheus come from the shared harness
+//! (`harness.rs`, `harness/prometheus.rs`); the exporter in an empty root is started through
+//! `chroot` with [`Exporter::spawn`].
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc, Mutex, OnceLock};
-use std::time::{Duration, Instant};
-use std::{env, fs, thread};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use crate::harness::prometheus::{wait_within, Prometheus};
+use crate::harness::{binary, repo, run, temp_dir, tool, try_get, Exporter};
 
 const X86_64: &str = "x86_64-unknown-linux-musl";
 const AARCH64: &str = "aarch64-unknown-linux-musl";
@@ -51,14 +52,14 @@ fn aarch64_binary_is_static() {
 
 #[test]
 fn elf_check_sees_that_an_ordinary_build_is_dynamic() {
-    let elf = read_elf(&fs::read(ordinary_binary()).unwrap()).unwrap();
+    let elf = read_elf(&fs::read(binary()).unwrap()).unwrap();
     assert!(elf.interpreter && elf.needed > 0, "{elf:?}");
 }
 
 #[test]
 fn x86_64_binary_serves_from_an_empty_root() {
-    let root = TempDir::new("root-x86_64");
-    root.add(&static_binary(X86_64), "status-exporter");
+    let root = empty_root("ship-root-x86_64");
+    add(&root, &static_binary(X86_64), "status-exporter");
     check_serves_from(&root, &["/status-exporter"]);
 }
 
@@ -75,17 +76,17 @@ fn x86_64_https_binary_is_static_and_serves_from_an_empty_root() {
         .join(X86_64)
         .join("release/status-exporter");
     check_static(&https, EM_X86_64);
-    let root = TempDir::new("root-x86_64-https");
-    root.add(&https, "status-exporter");
+    let root = empty_root("ship-root-x86_64-https");
+    add(&root, &https, "status-exporter");
     check_serves_from(&root, &["/status-exporter"]);
 }
 
 #[test]
 fn aarch64_binary_serves_from_an_empty_root_under_qemu() {
     let qemu = tool("qemu-aarch64-static", "qemu-user-static");
-    let root = TempDir::new("root-aarch64");
-    root.add(&static_binary(AARCH64), "status-exporter");
-    root.add(&qemu, "qemu-aarch64");
+    let root = empty_root("ship-root-aarch64");
+    add(&root, &static_binary(AARCH64), "status-exporter");
+    add(&root, &qemu, "qemu-aarch64");
     check_serves_from(&root, &["/qemu-aarch64", "/status-exporter"]);
 }
 
@@ -93,7 +94,7 @@ fn aarch64_binary_serves_from_an_empty_root_under_qemu() {
 fn systemd_units_pass_verify_and_stay_hardened() {
     let analyze = tool("systemd-analyze", "systemd");
     // verify wants ExecStart to exist: point it at the binary under test.
-    let dir = TempDir::new("units");
+    let dir = temp_dir("ship-units");
     let units = [
         ("status-exporter.service", "status-exporter.service"),
         ("status-exporter@.service", "status-exporter@test.service"),
@@ -103,8 +104,8 @@ fn systemd_units_pass_verify_and_stay_hardened() {
         let text = fs::read_to_string(repo().join("scripts").join(source)).unwrap();
         let exec = "\nExecStart=/usr/local/bin/status-exporter\n";
         assert!(text.contains(exec), "{source}: no `{}`", exec.trim());
-        let exec_here = format!("\nExecStart={}\n", ordinary_binary().display());
-        let path = dir.path().join(name);
+        let exec_here = format!("\nExecStart={}\n", binary().display());
+        let path = dir.join(name);
         fs::write(&path, text.replace(exec, &exec_here)).unwrap();
         paths.push(path);
     }
@@ -177,12 +178,12 @@ fn template_unit_differs_from_the_unit_only_in_name_and_settings_file() {
 
 #[test]
 fn install_script_installs_into_a_scratch_root_and_can_run_again() {
-    let root = TempDir::new("install");
+    let root = temp_dir("ship-install");
     let install = |prefix: Option<&str>| -> String {
         let mut command = Command::new(repo().join("scripts/install.sh"));
         command
-            .arg(ordinary_binary())
-            .env("DESTDIR", root.path())
+            .arg(binary())
+            .env("DESTDIR", &root)
             .env_remove("PREFIX");
         if let Some(prefix) = prefix {
             command.env("PREFIX", prefix);
@@ -196,15 +197,11 @@ fn install_script_installs_into_a_scratch_root_and_can_run_again() {
         );
         stdout
     };
-    let file = |path: &str| root.path().join(path);
+    let file = |path: &str| root.join(path);
     let mode = |path: &str| fs::metadata(file(path)).unwrap().permissions().mode() & 0o7777;
     let scripts = repo().join("scripts");
     let installed = [
-        (
-            "usr/local/bin/status-exporter",
-            ordinary_binary().to_owned(),
-            0o755,
-        ),
+        ("usr/local/bin/status-exporter", binary().to_owned(), 0o755),
         (
             "etc/systemd/system/status-exporter.service",
             scripts.join("status-exporter.service"),
@@ -281,7 +278,7 @@ fn example_settings_file_holds_only_settings_the_exporter_accepts() {
         .collect();
     assert!(settings.len() >= 10, "{settings:?}");
 
-    let help = run(Command::new(ordinary_binary()).arg("--help"));
+    let help = run(Command::new(binary()).arg("--help"));
     let help = String::from_utf8_lossy(&help.stdout);
     for (name, _) in &settings {
         assert!(
@@ -291,7 +288,7 @@ fn example_settings_file_holds_only_settings_the_exporter_accepts() {
     }
 
     // All the example values at once are valid. CONFIG_FILE names an example path, left out.
-    let mut check = Command::new(ordinary_binary());
+    let mut check = Command::new(binary());
     check.arg("--check-config").env_clear();
     check.envs(
         settings
@@ -312,7 +309,6 @@ fn example_settings_file_holds_only_settings_the_exporter_accepts() {
 #[test]
 fn prometheus_scrapes_the_exporter_with_the_shipped_config() {
     let promtool = tool("promtool", "prometheus");
-    let prometheus = tool("prometheus", "prometheus");
     let shipped = repo().join("scripts/prometheus.yml");
     let check = run(Command::new(promtool)
         .args(["check", "config"])
@@ -323,69 +319,40 @@ fn prometheus_scrapes_the_exporter_with_the_shipped_config() {
         String::from_utf8_lossy(&check.stderr)
     );
 
-    let exporter = Exporter::start(demo(Command::new(ordinary_binary())));
-    exporter.wait_ready();
+    let exporter = Exporter::spawn(demo(Command::new(binary())), PATIENCE);
+    exporter.wait_ready(PATIENCE);
 
     // The shipped targets, moved to this run's ports.
-    let web = free_port();
-    let dir = TempDir::new("prometheus");
     let config = fs::read_to_string(&shipped).unwrap();
     assert!(
         config.contains("\"localhost:9877\"") && config.contains("\"localhost:9090\""),
         "{config}"
     );
-    let config = config
-        .replace(
-            "localhost:9877",
-            &format!("127.0.0.1:{}", exporter.addr.port()),
-        )
-        .replace("localhost:9090", &format!("127.0.0.1:{web}"));
-    fs::write(dir.path().join("prometheus.yml"), config).unwrap();
-    let log = fs::File::create(dir.path().join("prometheus.log")).unwrap();
-    let _prometheus = KillOnDrop(
-        Command::new(prometheus)
-            .arg(format!(
-                "--config.file={}",
-                dir.path().join("prometheus.yml").display()
-            ))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("data").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{web}"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start prometheus"),
-    );
+    let exporter_target = format!("127.0.0.1:{}", exporter.addr.port());
+    let prometheus = Prometheus::with_config("ship-prometheus", |web| {
+        config
+            .replace("localhost:9877", &exporter_target)
+            .replace("localhost:9090", &web.to_string())
+    });
 
     // The first scrape comes within one scrape interval (5 s) of start-up.
-    let api = SocketAddr::from((Ipv4Addr::LOCALHOST, web));
-    let query = format!("/api/v1/query?query={DEMO_METRIC}");
-    let deadline = Instant::now() + PATIENCE;
-    loop {
-        if let Ok(response) = get(api, &query) {
-            let json: serde_json::Value = serde_json::from_str(&response.body).unwrap_or_default();
-            if json["data"]["result"]
-                .as_array()
-                .is_some_and(|r| !r.is_empty())
-            {
-                break;
-            }
-        }
-        if Instant::now() > deadline {
-            let targets = get(api, "/api/v1/targets")
-                .map(|r| r.body)
-                .unwrap_or_default();
-            let log = fs::read_to_string(dir.path().join("prometheus.log")).unwrap_or_default();
-            exporter.fail(&format!(
-                "Prometheus has no {DEMO_METRIC} after {PATIENCE:?}\n\
-                 targets: {targets}\nprometheus log:\n{log}"
-            ));
-        }
-        thread::sleep(Duration::from_millis(250));
-    }
+    wait_within(
+        PATIENCE,
+        &format!("Prometheus to have {DEMO_METRIC}"),
+        || {
+            let result = prometheus.api.query(DEMO_METRIC)?;
+            (!result.is_empty())
+                .then_some(())
+                .ok_or("no series yet".to_string())
+        },
+        || {
+            format!(
+                "exporter stderr:\n{}\n{}",
+                exporter.stderr().join("\n"),
+                prometheus.context()
+            )
+        },
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -404,13 +371,13 @@ fn check_static(path: &Path, machine: u64) {
 
 /// Runs `--version`, then the demo, in `root` as user 65534 (as the Docker image does), and
 /// scrapes it. `program` is the command inside the root: the binary, or qemu and the binary.
-fn check_serves_from(root: &TempDir, program: &[&str]) {
+fn check_serves_from(root: &Path, program: &[&str]) {
     let chroot = tool("chroot", "coreutils");
     let command = || {
         let mut command = Command::new(&chroot);
         command
             .arg("--userspec=65534:65534")
-            .arg(root.path())
+            .arg(root)
             .args(program);
         command
     };
@@ -425,14 +392,12 @@ fn check_serves_from(root: &TempDir, program: &[&str]) {
     );
 
     // No /proc, no /etc, no /tmp: the process metrics are left out, the rest must work.
-    let exporter = Exporter::start(demo(command()));
-    exporter.wait_ready();
-    let response = exporter.get("/metrics");
+    let exporter = Exporter::spawn(demo(command()), PATIENCE);
+    exporter.wait_ready(PATIENCE);
+    let response = try_get(exporter.addr, "GET", "/metrics", &[])
+        .unwrap_or_else(|e| exporter.fail(&format!("GET /metrics: {e}")));
     if response.status != 200 || !response.body.contains(DEMO_METRIC) {
-        exporter.fail(&format!(
-            "/metrics without {DEMO_METRIC}:\n{}\n\n{}",
-            response.head, response.body
-        ));
+        exporter.fail(&format!("/metrics without {DEMO_METRIC}:\n{response:?}"));
     }
 }
 
@@ -451,15 +416,6 @@ fn demo(mut command: Command) -> Command {
 // ---------------------------------------------------------------------------------------------
 // Building.
 
-fn repo() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// The binary `cargo test` built for the host: dynamically linked with glibc.
-fn ordinary_binary() -> &'static Path {
-    Path::new(env!("CARGO_BIN_EXE_status-exporter"))
-}
-
 /// The static release binary for `target`, built by scripts/build-static.sh at most once per
 /// test run, in a target directory of its own (`target/ship`) so that it never waits on the
 /// lock of the build that runs these tests.
@@ -474,7 +430,7 @@ fn static_binary(target: &'static str) -> PathBuf {
 }
 
 fn build_static(target: &str) -> Result<PathBuf, String> {
-    let target_dir = ordinary_binary()
+    let target_dir = binary()
         .parent()
         .and_then(Path::parent)
         .expect("the binary is in target/PROFILE/")
@@ -567,226 +523,18 @@ fn read_elf(bytes: &[u8]) -> Result<Elf, String> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Harness.
+// Empty roots.
 
-/// A running exporter, killed on drop. Its stderr is kept for failure messages.
-struct Exporter {
-    child: Child,
-    addr: SocketAddr,
-    log: Arc<Mutex<String>>,
+/// A fresh empty directory to chroot into, readable by all: user 65534 runs in it.
+fn empty_root(name: &str) -> PathBuf {
+    let root = temp_dir(name);
+    fs::set_permissions(&root, fs::Permissions::from_mode(0o755)).unwrap();
+    root
 }
 
-impl Exporter {
-    /// Starts `command` and waits for its start-up line, `... listening on ADDR:PORT; ...`.
-    fn start(mut command: Command) -> Exporter {
-        command
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        let mut child = command
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {command:?}: {e}"));
-        let stderr = child.stderr.take().expect("stderr is piped");
-        let log = Arc::new(Mutex::new(String::new()));
-        let (port_tx, port_rx) = mpsc::channel();
-        let log_writer = Arc::clone(&log);
-        thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(port) = listening_port(&line) {
-                    let _ = port_tx.send(port);
-                }
-                let mut log = log_writer.lock().unwrap();
-                log.push_str(&line);
-                log.push('\n');
-            }
-        });
-        let port = port_rx.recv_timeout(PATIENCE);
-        let mut exporter = Exporter {
-            child,
-            addr: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
-            log,
-        };
-        match port {
-            Ok(port) => exporter.addr.set_port(port),
-            Err(_) => {
-                let status = exporter.child.try_wait().ok().flatten();
-                exporter.fail(&format!(
-                    "{command:?}: no `listening on` line; exit status {status:?}"
-                ))
-            }
-        }
-        exporter
-    }
-
-    /// Waits until /-/ready answers 200: the first poll of the target succeeded.
-    fn wait_ready(&self) {
-        let deadline = Instant::now() + PATIENCE;
-        while get(self.addr, "/-/ready").map(|r| r.status) != Ok(200) {
-            if Instant::now() > deadline {
-                self.fail(&format!("/-/ready not 200 within {PATIENCE:?}"));
-            }
-            thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn get(&self, path: &str) -> Response {
-        get(self.addr, path).unwrap_or_else(|e| self.fail(&format!("GET {path}: {e}")))
-    }
-
-    /// Panics with `message` and everything the exporter wrote to stderr.
-    fn fail(&self, message: &str) -> ! {
-        thread::sleep(Duration::from_millis(100)); // let the last lines arrive
-        panic!(
-            "{message}\n--- exporter stderr ---\n{}",
-            self.log.lock().unwrap()
-        )
-    }
-}
-
-impl Drop for Exporter {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// The port in a start-up line such as `status-exporter 0.1.0 listening on 127.0.0.1:41235; ...`.
-fn listening_port(line: &str) -> Option<u16> {
-    let (_, rest) = line.split_once("listening on ")?;
-    let addr = rest.split_whitespace().next()?;
-    let addr = addr.trim_end_matches(|c: char| !c.is_ascii_digit());
-    addr.rsplit_once(':')?.1.parse().ok()
-}
-
-struct KillOnDrop(Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// A directory under the system's temporary directory, readable by all (user 65534 runs in
-/// it), removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        static COUNT: AtomicUsize = AtomicUsize::new(0);
-        let n = COUNT.fetch_add(1, Ordering::Relaxed);
-        let path = env::temp_dir().join(format!(
-            "status-exporter-ship-{}-{n}-{name}",
-            std::process::id()
-        ));
-        let _ = fs::remove_dir_all(&path);
-        fs::create_dir_all(&path).unwrap();
-        fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
-        TempDir(path)
-    }
-
-    fn path(&self) -> &Path {
-        &self.0
-    }
-
-    /// Copies the executable `source` to `name` in this directory.
-    fn add(&self, source: &Path, name: &str) {
-        let dest = self.0.join(name);
-        fs::copy(source, &dest).unwrap_or_else(|e| panic!("copy {}: {e}", source.display()));
-        fs::set_permissions(&dest, fs::Permissions::from_mode(0o755)).unwrap();
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
-
-/// Where `program` is, on PATH or in an sbin directory (chroot is in /usr/sbin, which a
-/// non-login PATH may lack), or a panic naming the Debian package that provides it.
-fn tool(program: &str, package: &str) -> PathBuf {
-    let path = env::var_os("PATH").unwrap_or_default();
-    let sbin = [PathBuf::from("/usr/sbin"), PathBuf::from("/sbin")];
-    env::split_paths(&path)
-        .chain(sbin)
-        .map(|dir| dir.join(program))
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| {
-            panic!("{program} not found: install the Debian package {package} (.ci/run)")
-        })
-}
-
-fn run(command: &mut Command) -> Output {
-    command
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {command:?}: {e}"))
-}
-
-/// A port that was free a moment ago, for programs that cannot report the port they bound.
-fn free_port() -> u16 {
-    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-#[derive(Debug)]
-struct Response {
-    status: u16,
-    head: String,
-    body: String,
-}
-
-/// GET `path` over HTTP/1.1 with `Connection: close`, reading the whole answer.
-fn get(addr: SocketAddr, path: &str) -> Result<Response, String> {
-    let timeout = Duration::from_secs(10);
-    let mut stream = TcpStream::connect_timeout(&addr, timeout).map_err(|e| e.to_string())?;
-    stream
-        .set_read_timeout(Some(timeout))
-        .map_err(|e| e.to_string())?;
-    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-    stream
-        .write_all(request.as_bytes())
-        .map_err(|e| e.to_string())?;
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).map_err(|e| e.to_string())?;
-    let raw = String::from_utf8_lossy(&raw);
-    let (head, body) = raw
-        .split_once("\r\n\r\n")
-        .ok_or(format!("no end of head in {raw:?}"))?;
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or(format!("no status in {head:?}"))?;
-    let chunked = head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked");
-    let body = if chunked {
-        dechunk(body)?
-    } else {
-        body.to_owned()
-    };
-    Ok(Response {
-        status,
-        head: head.to_owned(),
-        body,
-    })
-}
-
-fn dechunk(mut rest: &str) -> Result<String, String> {
-    let mut body = String::new();
-    loop {
-        let (size, after) = rest.split_once("\r\n").ok_or("truncated chunk size")?;
-        let size = usize::from_str_radix(size.split(';').next().unwrap_or("").trim(), 16)
-            .map_err(|e| format!("chunk size {size:?}: {e}"))?;
-        if size == 0 {
-            return Ok(body);
-        }
-        body.push_str(after.get(..size).ok_or("truncated chunk")?);
-        rest = after.get(size + 2..).ok_or("truncated chunk end")?;
-    }
+/// Copies the executable `source` to `name` in `dir`.
+fn add(dir: &Path, source: &Path, name: &str) {
+    let dest = dir.join(name);
+    fs::copy(source, &dest).unwrap_or_else(|e| panic!("copy {}: {e}", source.display()));
+    fs::set_permissions(&dest, fs::Permissions::from_mode(0o755)).unwrap();
 }

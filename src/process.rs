@@ -2,7 +2,8 @@
 //! on Linux (in the Python client's order), read from `/proc/self` at scrape time.
 //!
 //! Pure `parse_*` functions do the work and are tested on fixed text; [`read`] is the thin
-//! part that reads the files. A file that cannot be read (no /proc in a chroot or on another OS)
+//! part that reads the files (what cannot change, such as the clock tick and the boot time,
+//! only once). A file that cannot be read (no /proc in a chroot or on another OS)
 //! only leaves its metrics out. Knows nothing about the rest of the exporter.
 
 use std::fs;
@@ -11,19 +12,10 @@ use crate::exposition::{Family, Kind};
 
 /// The process metrics now. Never fails; metrics whose source is missing are left out.
 pub fn read() -> Vec<Family> {
-    let auxv = fs::read("/proc/self/auxv").unwrap_or_default();
-    let ticks = parse_auxv(&auxv, AT_CLKTCK)
-        .filter(|&t| t > 0)
-        .unwrap_or(100) as f64;
-    let page = parse_auxv(&auxv, AT_PAGESZ)
-        .filter(|&p| p > 0)
-        .unwrap_or(4096) as f64;
+    let &Constants { ticks, page, boot } = constants();
     let stat = fs::read_to_string("/proc/self/stat")
         .ok()
         .and_then(|s| parse_stat(&s));
-    let boot = fs::read_to_string("/proc/stat")
-        .ok()
-        .and_then(|s| parse_boot_time(&s));
     let limits = fs::read_to_string("/proc/self/limits")
         .ok()
         .and_then(|s| parse_max_fds(&s));
@@ -75,6 +67,31 @@ pub fn read() -> Vec<Family> {
         limits,
     );
     families
+}
+
+/// What does not change while the process runs, read at the first scrape.
+struct Constants {
+    /// Clock ticks per second (`/proc/self/stat` counts CPU time and the start in ticks).
+    ticks: f64,
+    /// Page size in bytes (the resident set is counted in pages).
+    page: f64,
+    /// Boot time, seconds since the epoch (the start time is counted from it).
+    boot: Option<u64>,
+}
+
+fn constants() -> &'static Constants {
+    static CONSTANTS: std::sync::OnceLock<Constants> = std::sync::OnceLock::new();
+    CONSTANTS.get_or_init(|| {
+        let auxv = fs::read("/proc/self/auxv").unwrap_or_default();
+        let word = |key, default| parse_auxv(&auxv, key).filter(|&v| v > 0).unwrap_or(default);
+        Constants {
+            ticks: word(AT_CLKTCK, 100) as f64,
+            page: word(AT_PAGESZ, 4096) as f64,
+            boot: fs::read_to_string("/proc/stat")
+                .ok()
+                .and_then(|s| parse_boot_time(&s)),
+        }
+    })
 }
 
 const AT_PAGESZ: u64 = 6;

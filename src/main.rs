@@ -102,7 +102,7 @@ fn run(mut config: Config) -> Result<(), StartError> {
         )
     })?;
     let poller = poll::Poller::new(&config);
-    let shared: poll::Shared = Arc::new(Mutex::new(Arc::new(poller.snapshot())));
+    let shared: poll::Shared = Arc::new(Mutex::new(Arc::new(poller.snapshot(&[]))));
     let for_poller = Arc::clone(&shared);
     std::thread::Builder::new()
         .name("poller".into())

@@ -413,7 +413,7 @@ pub struct Poller {
     /// Which mapped metrics skipped samples in the last successful poll.
     mapping_failing: Vec<bool>,
     /// The last poll's result: None before the first poll.
-    last: Option<Result<Vec<Family>, Failure>>,
+    last: Option<Result<(), Failure>>,
     last_duration: f64,
     last_success: Option<SystemTime>,
     /// Since when the target fails, and how many polls failed since.
@@ -540,8 +540,12 @@ impl Poller {
         self.last_duration = started.elapsed().as_secs_f64();
         self.polls += 1;
         self.note_result(&result);
-        self.last = Some(result);
-        self.snapshot()
+        let (outcome, app) = match result {
+            Ok(families) => (Ok(()), families),
+            Err(failure) => (Err(failure), Vec::new()),
+        };
+        self.last = Some(outcome);
+        self.snapshot(&app)
     }
 
     fn note_mapping_errors(&mut self, errors: &[mapping::Skipped]) {
@@ -567,7 +571,7 @@ impl Poller {
         let previous = self
             .last
             .as_ref()
-            .map(|r| r.as_ref().map(|_| ()).map_err(Failure::reason));
+            .map(|r| r.as_ref().map_err(Failure::reason));
         match result {
             Ok(families) => {
                 self.last_success = Some(SystemTime::now());
@@ -618,20 +622,20 @@ impl Poller {
     }
 
     /// Renders the current state: the target's families if the last poll succeeded, then ours.
-    pub fn snapshot(&self) -> Snapshot {
-        let mut families = match &self.last {
-            Some(Ok(families)) => families.clone(),
-            _ => Vec::new(),
+    /// Renders the state after a poll: the target's families `app` (empty unless the poll
+    /// succeeded), then the exporter's own.
+    pub fn snapshot(&self, app: &[Family]) -> Snapshot {
+        let own = self.own_families();
+        let render = |format| {
+            let mut out = String::with_capacity(4096);
+            exposition::render(app, format, &mut out);
+            exposition::render(&own, format, &mut out);
+            out
         };
-        families.extend(self.own_families());
-        let mut text = String::with_capacity(4096);
-        exposition::render(&families, Format::Text, &mut text);
-        let mut openmetrics = String::with_capacity(text.len() + 256);
-        exposition::render(&families, Format::OpenMetrics, &mut openmetrics);
         Snapshot {
             ready: self.last_success.is_some(),
-            text,
-            openmetrics,
+            text: render(Format::Text),
+            openmetrics: render(Format::OpenMetrics),
         }
     }
 

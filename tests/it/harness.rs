@@ -323,6 +323,16 @@ impl Exporter {
             "scrape failed: {response:?}\nstderr:\n{}",
             self.stderr().join("\n")
         );
+        // In every scrape: the target's metrics are there exactly when the last poll succeeded.
+        let up = value(&response.body, "status_exporter_up");
+        let app = !app_part(&response.body).is_empty();
+        assert_eq!(
+            up == Some(1.0),
+            app,
+            "status_exporter_up {up:?} with the target's metrics {}:\n{}",
+            if app { "present" } else { "absent" },
+            response.body
+        );
         response.body
     }
 

@@ -272,15 +272,7 @@ fn openmetrics_of_every_example_passes_prometheus_parser() {
     let promtool = tool("promtool", "prometheus");
     let dir = temp_dir("openmetrics-parser");
     // The check itself rejects what Prometheus rejects.
-    let (_target, exporter) = serve_example(&examples()[0]);
-    exporter.wait_for_line("status_exporter_up 1");
-    let body = harness::get(
-        exporter.addr,
-        "GET",
-        "/metrics",
-        &[("Accept", PROMETHEUS_ACCEPT)],
-    )
-    .body;
+    let body = scrape_example_as_prometheus(&examples()[0]).body;
     let truncated = body.strip_suffix("# EOF\n").expect("ends with # EOF");
     assert_eq!(
         parse_openmetrics(&promtool, &dir, truncated),
@@ -293,14 +285,7 @@ fn openmetrics_of_every_example_passes_prometheus_parser() {
     );
 
     for example in examples() {
-        let (_target, exporter) = serve_example(&example);
-        exporter.wait_for_line("status_exporter_up 1");
-        let response = harness::get(
-            exporter.addr,
-            "GET",
-            "/metrics",
-            &[("Accept", PROMETHEUS_ACCEPT)],
-        );
+        let response = scrape_example_as_prometheus(&example);
         assert_eq!(response.headers["content-type"], OPENMETRICS_TYPE);
         assert_eq!(
             parse_openmetrics(&promtool, &dir, &response.body),
@@ -312,20 +297,26 @@ fn openmetrics_of_every_example_passes_prometheus_parser() {
     }
 }
 
+/// One scrape of an exporter serving `example`, once it has polled, with the `Accept` header
+/// Prometheus sends.
+fn scrape_example_as_prometheus(example: &Path) -> harness::Response {
+    let (_target, exporter) = serve_example(example);
+    exporter.wait_for_line("status_exporter_up 1");
+    harness::get(
+        exporter.addr,
+        "GET",
+        "/metrics",
+        &[("Accept", PROMETHEUS_ACCEPT)],
+    )
+}
+
 /// Rules of the OpenMetrics specification that Prometheus's parser does not enforce, but the
 /// Python client's parser (the tutorial exporter's library) does: a stateset's state label is
 /// named after the family, and the samples of a counter or info family carry its suffix.
 #[test]
 fn openmetrics_of_every_example_follows_the_spec_beyond_prometheus() {
     for example in examples() {
-        let (_target, exporter) = serve_example(&example);
-        exporter.wait_for_line("status_exporter_up 1");
-        let response = harness::get(
-            exporter.addr,
-            "GET",
-            "/metrics",
-            &[("Accept", PROMETHEUS_ACCEPT)],
-        );
+        let response = scrape_example_as_prometheus(&example);
         assert_eq!(
             openmetrics_spec_errors(&response.body),
             Vec::<String>::new(),

@@ -7,6 +7,7 @@ use std::net::{SocketAddr, TcpListener};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::http::{self, Limits, Response};
+use crate::rng::Rng;
 
 /// Starts the demo target on 127.0.0.1 on a free port, in its own thread, and returns its
 /// address.
@@ -46,11 +47,8 @@ fn unix_seconds() -> u64 {
 /// The status document `uptime` into the demo, at wall-clock second `now`: requests vary from
 /// second to second, and the application reports itself unhealthy one minute in ten.
 fn document(uptime: Duration, now: u64) -> String {
-    // A small integer hash (splitmix64) of the second gives repeatable pseudo-random values.
-    let mut x = now.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    x ^= x >> 31;
+    // The first splitmix64 value seeded with the second: repeatable pseudo-random values.
+    let x = Rng::new(now).next();
     let current = x % 20;
     let pending = (x >> 8) % 5;
     let health = if (now / 60) % 10 == 9 {

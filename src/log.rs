@@ -4,20 +4,29 @@
 //! What is logged, and what is not: start-up (version, effective settings, listen address),
 //! poll state transitions, mapping changes and fatal errors; never one line per scrape or per
 //! failed poll.
+//!
+//! The macros are exported at the crate root under hidden names so that the binary can use
+//! them too; call them as `log::info!`, `log::warn!` and `log::error!`.
 
 /// Logs an event worth an operator's attention in normal operation.
-macro_rules! info {
+#[doc(hidden)]
+#[macro_export]
+macro_rules! log_info {
     ($($arg:tt)*) => { eprintln!("info: {}", format_args!($($arg)*)) };
 }
 
 /// Logs a problem the exporter survives (the target failing, a broken mapping file).
-macro_rules! warning {
+#[doc(hidden)]
+#[macro_export]
+macro_rules! log_warn {
     ($($arg:tt)*) => { eprintln!("warn: {}", format_args!($($arg)*)) };
 }
 
 /// Logs the error that ends the process.
-macro_rules! error {
+#[doc(hidden)]
+#[macro_export]
+macro_rules! log_error {
     ($($arg:tt)*) => { eprintln!("error: {}", format_args!($($arg)*)) };
 }
 
-pub(crate) use {error, info, warning as warn};
+pub use crate::{log_error as error, log_info as info, log_warn as warn};

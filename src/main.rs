@@ -1,28 +1,16 @@
 //! status-exporter: polls a JSON status page and serves its values as Prometheus metrics.
 //!
-//! `main` maps the outcome of [`run`] to an exit code; `run` wires the parts together: parse
-//! the settings, bind the port, start the poller thread, serve. See ARCHITECTURE.md.
-
-mod commands;
-mod config;
-mod demo;
-mod exposition;
-mod http;
-mod log;
-mod mapping;
-mod poll;
-mod process;
-#[cfg(test)]
-mod properties;
-mod server;
-mod watch;
+//! `main` maps the outcome of [`run`] to an exit code; `run` wires the parts of the library
+//! together: parse the settings, bind the port, start the poller thread, serve. See
+//! ARCHITECTURE.md.
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener};
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 
-use config::{Command, Config, Target};
+use status_exporter::config::{self, Command, Config, Target};
+use status_exporter::{commands, demo, log, poll, server};
 
 fn main() -> ExitCode {
     let command = config::parse(std::env::args_os().skip(1).collect(), |name| {

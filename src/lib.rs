@@ -1,0 +1,18 @@
+//! status-exporter: polls a JSON status page and serves its values as Prometheus metrics.
+//!
+//! The crate is a library with a thin binary (`src/main.rs`) so that the integration tests
+//! and the property tests under `tests/` can call the same functions the binary runs. The
+//! modules, what each owns and what each must not know, are listed in ARCHITECTURE.md.
+
+pub mod commands;
+pub mod config;
+pub mod demo;
+pub mod exposition;
+pub mod http;
+pub mod log;
+pub mod mapping;
+pub mod poll;
+pub mod process;
+pub mod rng;
+pub mod server;
+pub mod watch;

@@ -75,6 +75,11 @@ REQUEST (what the exporter sends to the target):
     changed file cannot be read or is empty, the last good value stays in use. A final line break
     in a file is not part of the secret.
 
+    Files re-read when they change (the mapping, credential and users files): a new version is
+    read once it has stayed unchanged for 1 s, so that a file caught half-written is never used;
+    a version that cannot be read or is invalid keeps the last good value in use and is logged
+    once, with its own error.
+
 MAPPING (which JSON value becomes which metric):
     --config-file FILE                CONFIG_FILE               JSON mapping file; re-read when it
                                                                 changes; default: the built-in

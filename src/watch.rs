@@ -1,20 +1,39 @@
 //! Files read again when they change on disk: the mapping file, the target's credential file and
 //! the web users file.
 //!
-//! Owns when a file is read again ([`Watched::refresh`]: its inode, modification time or size
-//! changed, or the last read failed) and what a failed read leaves (the last good value, and one
-//! report until a read succeeds). Callers say how to read the file and what to log; this module
-//! knows nothing about what the files hold.
+//! Owns when a file is read again ([`Watched::refresh`]), what a failed read leaves (the last
+//! good value) and when a failure is worth a report. Callers say how to read the file and what
+//! to log; this module knows nothing about what the files hold.
+//!
+//! Three rules, for files that people and tools write in every way there is:
+//! - **A version is read once it has settled.** A shell redirect or a truncating editor empties
+//!   the file, then writes it; a reader in between sees an empty or half-written file, which
+//!   would be reported as broken (or, for a secret, used cut short). So a changed file is read
+//!   only when its modification time is at least [`SETTLE`] in the past, or when it has stayed
+//!   the same (inode, time and size) for [`SETTLE`] since this reader first saw it (which also
+//!   covers a clock that puts the time in the future). Until then the last good value stays.
+//! - **Each failed version is reported once, with its own error.** A broken file is reported
+//!   when it is first read; a later version that is broken too is reported again with its own
+//!   message (a typo fixed into another typo), and so is a new error for the same version (a
+//!   file that becomes unreadable). Reading the same broken version again says nothing.
+//! - **A failing file is read again at every refresh**, even if it looks unchanged: a fix of
+//!   its permissions changes neither its time nor its size.
 
+use std::fmt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
+
+/// How long a changed file must stay unchanged before it is read: far longer than any writer
+/// takes between emptying a file and finishing it, and short next to a polling interval.
+pub const SETTLE: Duration = Duration::from_secs(1);
 
 /// What identifies a version of a file: inode (a file replaced by a rename, as editors, config
-/// tools and Kubernetes secrets do), modification time and size.
-type Stamp = (u64, SystemTime, u64);
+/// tools and Kubernetes secrets do), modification time and size. None: the file is missing or
+/// its metadata cannot be read.
+type Stamp = Option<(u64, SystemTime, u64)>;
 
-fn stamp(path: &Path) -> Option<Stamp> {
+fn stamp(path: &Path) -> Stamp {
     let meta = std::fs::metadata(path).ok()?;
     Some((meta.ino(), meta.modified().ok()?, meta.len()))
 }
@@ -25,8 +44,12 @@ pub struct Watched<T> {
     pub path: PathBuf,
     /// The value of the last good read.
     pub value: T,
-    /// The version last read; None to read the file at the next refresh.
-    stamp: Option<Stamp>,
+    /// The version of the last good read; None to read the file at the next refresh.
+    read: Option<Stamp>,
+    /// The newest version seen, and when this reader first saw it: how long it has settled.
+    seen: Option<(Stamp, Instant)>,
+    /// The failure last reported: the version and the error's message.
+    reported: Option<(Stamp, String)>,
     /// The last read failed.
     pub failing: bool,
 }
@@ -34,23 +57,27 @@ pub struct Watched<T> {
 /// What a refresh did.
 #[derive(Debug, PartialEq)]
 pub enum Refresh<E> {
-    /// Nothing new: the file did not change, or it still cannot be read (already reported).
+    /// Nothing new: the file did not change, it is still settling, or it still fails with the
+    /// error already reported.
     Unchanged,
     /// The file was read: `changed` if the value differs from the one before, `recovered` if the
     /// read before had failed.
     Read { changed: bool, recovered: bool },
-    /// The first failed read since the last good one; the last good value stays.
+    /// A read failed with an error not reported before for this version; the last good value
+    /// stays.
     Failed(E),
 }
 
 impl<T: PartialEq> Watched<T> {
     /// A file whose current version was just read into `value`.
     pub fn new(path: PathBuf, value: T) -> Watched<T> {
-        let stamp = stamp(&path);
+        let read = Some(stamp(&path));
         Watched {
             path,
             value,
-            stamp,
+            read,
+            seen: None,
+            reported: None,
             failing: false,
         }
     }
@@ -60,16 +87,32 @@ impl<T: PartialEq> Watched<T> {
         Watched {
             path,
             value,
-            stamp: None,
+            read: None,
+            seen: None,
+            reported: None,
             failing: false,
         }
     }
 
-    /// Reads the file with `read` if it changed since the last good read, or if that read
-    /// failed.
-    pub fn refresh<E>(&mut self, read: impl FnOnce(&Path) -> Result<T, E>) -> Refresh<E> {
+    /// Reads the file with `read` if a new version has settled, or if the last read failed.
+    pub fn refresh<E: fmt::Display>(
+        &mut self,
+        read: impl FnOnce(&Path) -> Result<T, E>,
+    ) -> Refresh<E> {
+        self.refresh_at(read, Instant::now())
+    }
+
+    /// [`Watched::refresh`] at the time `at` (tests look ahead by giving a later one).
+    fn refresh_at<E: fmt::Display>(
+        &mut self,
+        read: impl FnOnce(&Path) -> Result<T, E>,
+        at: Instant,
+    ) -> Refresh<E> {
         let now = stamp(&self.path);
-        if now.is_some() && now == self.stamp {
+        if self.read == Some(now) {
+            return Refresh::Unchanged;
+        }
+        if !self.settled(now, at) {
             return Refresh::Unchanged;
         }
         match read(&self.path) {
@@ -77,81 +120,42 @@ impl<T: PartialEq> Watched<T> {
                 let changed = value != self.value;
                 let recovered = self.failing;
                 self.value = value;
-                self.stamp = now;
+                self.read = Some(now);
+                self.reported = None;
                 self.failing = false;
                 Refresh::Read { changed, recovered }
             }
-            Err(_) if self.failing => Refresh::Unchanged,
             Err(e) => {
-                self.stamp = None;
+                self.read = None;
                 self.failing = true;
+                let report = (now, e.to_string());
+                if self.reported.as_ref() == Some(&report) {
+                    return Refresh::Unchanged;
+                }
+                self.reported = Some(report);
                 Refresh::Failed(e)
             }
         }
     }
+
+    /// Whether version `now` of the file has settled at the time `at` (see the module's
+    /// documentation), noting when it was first seen.
+    fn settled(&mut self, now: Stamp, at: Instant) -> bool {
+        let first_seen = match self.seen {
+            Some((version, since)) if version == now => since,
+            _ => {
+                self.seen = Some((now, at));
+                at
+            }
+        };
+        let written_long_ago = now.is_some_and(|(_, modified, _)| {
+            SystemTime::now()
+                .duration_since(modified)
+                .is_ok_and(|age| age >= SETTLE)
+        });
+        written_long_ago || at.saturating_duration_since(first_seen) >= SETTLE
+    }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn read(path: &Path) -> Result<String, String> {
-        std::fs::read_to_string(path)
-            .map_err(|e| e.to_string())
-            .and_then(|s| {
-                if s.starts_with("bad") {
-                    Err(format!("bad: {s}"))
-                } else {
-                    Ok(s)
-                }
-            })
-    }
-
-    #[test]
-    fn reads_again_only_when_the_file_changes_or_failed() {
-        let dir =
-            std::env::temp_dir().join(format!("status-exporter-watch-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("file");
-        std::fs::write(&path, "one").unwrap();
-        let mut watched = Watched::new(path.clone(), "one".to_string());
-        let mut check = |expected: Refresh<String>, value: &str, failing: bool| {
-            assert_eq!(watched.refresh(read), expected);
-            assert_eq!((watched.value.as_str(), watched.failing), (value, failing));
-        };
-        check(Refresh::Unchanged, "one", false);
-        std::fs::write(&path, "two!").unwrap();
-        check(
-            Refresh::Read {
-                changed: true,
-                recovered: false,
-            },
-            "two!",
-            false,
-        );
-        check(Refresh::Unchanged, "two!", false);
-        std::fs::write(&path, "bad file").unwrap();
-        check(Refresh::Failed("bad: bad file".into()), "two!", true);
-        check(Refresh::Unchanged, "two!", true);
-        std::fs::remove_file(&path).unwrap();
-        check(Refresh::Unchanged, "two!", true);
-        // Replaced by a rename: a new inode, even with the same size and time.
-        let other = dir.join("other");
-        std::fs::write(&other, "two!").unwrap();
-        std::fs::rename(&other, &path).unwrap();
-        check(
-            Refresh::Read {
-                changed: false,
-                recovered: true,
-            },
-            "two!",
-            false,
-        );
-        check(Refresh::Unchanged, "two!", false);
-        std::fs::remove_dir_all(&dir).unwrap();
-
-        let mut unread = Watched::unread(dir.join("missing"), String::new());
-        assert!(matches!(unread.refresh(read), Refresh::Failed(_)));
-        assert!(unread.failing);
-    }
-}
+mod tests;

@@ -1058,28 +1058,52 @@ ok",
         );
     }
 
+    /// Linux delays an ACK by at least 40 ms (`TCP_DELACK_MIN`). A response written as two
+    /// segments (head, then body) waits for it on every kept-alive round trip but the first few.
+    const DELAYED_ACK: Duration = Duration::from_millis(40);
+
+    /// The median of `times`.
+    fn median(mut times: Vec<Duration>) -> Duration {
+        times.sort();
+        times[times.len() / 2]
+    }
+
     #[test]
-    fn keep_alive_round_trips_are_fast() {
+    fn a_response_is_one_buffer_for_one_write() {
+        let response = Response {
+            status: 200,
+            headers: vec![("Content-Type", "text/plain".into())],
+            body: b"the body".to_vec(),
+        };
+        let bytes = render(&response, false, None);
+        let text = String::from_utf8(bytes).unwrap();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap();
+        assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+        assert_eq!(body, "the body");
+    }
+
+    #[test]
+    fn keep_alive_round_trips_never_wait_for_a_delayed_ack() {
         let addr = start(test_limits());
         let mut stream = connect(addr);
-        for i in 0..3 {
+        let mut times = Vec::new();
+        for i in 0..21 {
             let started = Instant::now();
             stream
                 .write_all(format!("GET /{i} HTTP/1.1\r\nHost: localhost\r\n\r\n").as_bytes())
                 .unwrap();
             let (head, body) = read_response(&mut stream);
-            let took = started.elapsed();
+            times.push(started.elapsed());
             assert!(
                 head.starts_with("HTTP/1.1 200 OK\r\n") && !head.contains("Connection"),
                 "{head}"
             );
             assert_eq!(body, format!("GET /{i}").as_bytes());
-            // Headers and body in two writes would wait for a delayed ACK here (40 ms on Linux).
-            assert!(
-                took < Duration::from_millis(20),
-                "round trip {i} took {took:?}"
-            );
         }
+        // Split responses would make nearly every round trip wait for a delayed ACK; on a busy
+        // machine some round trips are slow for other reasons, so the median is compared.
+        let median = median(times.clone());
+        assert!(median < DELAYED_ACK, "median {median:?} of {times:?}");
     }
 
     #[test]
@@ -1310,73 +1334,82 @@ GET /b",
         }
     }
 
+    /// Whether `transcript` ends with the server closing the connection (not the client's read
+    /// timeout, nor a reset).
+    fn closed_by_the_server(transcript: &str) -> bool {
+        !transcript.ends_with('>')
+    }
+
     #[test]
     fn header_timeout() {
+        let timeout = Duration::from_millis(300);
         let addr = start(Limits {
-            header_timeout: Duration::from_millis(300),
+            header_timeout: timeout,
             ..test_limits()
         });
 
-        // A head that stops halfway gets 408 once the time is up.
+        // A head that stops halfway gets 408 once the time is up, never before.
         let started = Instant::now();
         let transcript = exchange(addr, b"GET / HTTP/1.1\r\nHost: lo");
         let took = started.elapsed();
         assert!(
-            transcript.starts_with("HTTP/1.1 408 Request Timeout\n"),
+            transcript.starts_with("HTTP/1.1 408 Request Timeout\n")
+                && closed_by_the_server(&transcript),
             "{transcript}"
         );
-        assert!(
-            took >= Duration::from_millis(250) && took < Duration::from_secs(2),
-            "{took:?}"
-        );
+        assert!(took >= timeout, "answered after {took:?}");
 
-        // Dripping a byte every 50 ms does not push the deadline back.
+        // Dripping a byte every 50 ms does not push the deadline back: the server closes the
+        // connection while the client still has most of its 200 bytes (10 s) to send.
         let mut stream = connect(addr);
         let mut writer = stream.try_clone().unwrap();
-        let started = Instant::now();
         let dripper = thread::spawn(move || {
-            for &b in b"GET / HTTP/1.1\r\nX-Slow: "
+            let head = b"GET / HTTP/1.1\r\nX-Slow: "
                 .iter()
-                .chain([b'x'; 60].iter())
-            {
+                .chain([b'x'; 176].iter());
+            let mut sent = 0;
+            for &b in head {
                 if writer.write_all(&[b]).is_err() {
                     break;
                 }
+                sent += 1;
                 thread::sleep(Duration::from_millis(50));
             }
+            sent
         });
         let transcript = read_to_close(&mut stream);
-        let took = started.elapsed();
         assert!(
-            transcript.starts_with("HTTP/1.1 408 Request Timeout\n"),
+            transcript.starts_with("HTTP/1.1 408 Request Timeout\n")
+                && closed_by_the_server(&transcript),
             "{transcript}"
         );
-        assert!(took < Duration::from_secs(1), "dropped only after {took:?}");
-        dripper.join().unwrap();
+        drop(stream);
+        let sent = dripper.join().unwrap();
+        assert!(sent < 200, "the server waited for all {sent} bytes");
 
-        // A connection that never sends anything is closed silently.
+        // A connection that never sends anything is closed silently, not before the time.
         let started = Instant::now();
         let mut stream = connect(addr);
         assert_eq!(read_to_close(&mut stream), "");
-        assert!(started.elapsed() < Duration::from_secs(2));
+        assert!(started.elapsed() >= timeout);
     }
 
     #[test]
     fn idle_timeout() {
+        let timeout = Duration::from_millis(300);
         let addr = start(Limits {
-            idle_timeout: Duration::from_millis(300),
+            idle_timeout: timeout,
             ..test_limits()
         });
         let mut stream = connect(addr);
+        // The idle time starts after the response, so after this.
+        let started = Instant::now();
         stream.write_all(b"GET /1 HTTP/1.1\r\n\r\n").unwrap();
         read_response(&mut stream);
-        let started = Instant::now();
+        // Closed silently by the server (the client's own timeout would show as a marker).
         assert_eq!(read_to_close(&mut stream), "");
         let took = started.elapsed();
-        assert!(
-            took >= Duration::from_millis(250) && took < Duration::from_secs(2),
-            "{took:?}"
-        );
+        assert!(took >= timeout, "{took:?}");
     }
 
     #[test]
@@ -1476,7 +1509,7 @@ Connection: close
 
     /// A request built from pieces that reach every path of the server: methods, targets in
     /// every form, versions, framing and connection headers, bodies, pipelining.
-    fn random_requests(rng: &mut crate::properties::Rng) -> Vec<u8> {
+    fn random_requests(rng: &mut crate::rng::Rng) -> Vec<u8> {
         let mut bytes = Vec::new();
         for _ in 0..1 + rng.below(3) {
             let method = rng.pick(&[
@@ -1541,7 +1574,7 @@ Connection: close
     /// values), and random requests, pipelined or not, with random changes.
     #[test]
     fn any_bytes_from_a_client_never_panic_the_server() {
-        use crate::properties::Rng;
+        use crate::rng::Rng;
         watch_panics();
         let addr = start(test_limits());
         const WORDS: &[&str] = &[

@@ -22,10 +22,6 @@ use crate::harness::{
     Response, Target, TUTORIAL_DOC, TUTORIAL_TEXT,
 };
 
-/// The Accept header Prometheus 2.42 (Debian 12) sends with its scrapes. `life_of_a_target`
-/// uses the header the installed Prometheus really sends.
-const PROMETHEUS_ACCEPT: &str = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
-
 const OPENMETRICS_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 const TEXT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
@@ -272,7 +268,7 @@ fn openmetrics_of_every_example_passes_prometheus_parser() {
     let promtool = tool("promtool", "prometheus");
     let dir = temp_dir("openmetrics-parser");
     // The check itself rejects what Prometheus rejects.
-    let body = scrape_example_as_prometheus(&examples()[0]).body;
+    let body = harness::scrape_example_as_prometheus(&examples()[0]).body;
     let truncated = body.strip_suffix("# EOF\n").expect("ends with # EOF");
     assert_eq!(
         parse_openmetrics(&promtool, &dir, truncated),
@@ -285,7 +281,7 @@ fn openmetrics_of_every_example_passes_prometheus_parser() {
     );
 
     for example in examples() {
-        let response = scrape_example_as_prometheus(&example);
+        let response = harness::scrape_example_as_prometheus(&example);
         assert_eq!(response.headers["content-type"], OPENMETRICS_TYPE);
         assert_eq!(
             parse_openmetrics(&promtool, &dir, &response.body),
@@ -295,68 +291,6 @@ fn openmetrics_of_every_example_passes_prometheus_parser() {
             response.body
         );
     }
-}
-
-/// One scrape of an exporter serving `example`, once it has polled, with the `Accept` header
-/// Prometheus sends.
-fn scrape_example_as_prometheus(example: &Path) -> harness::Response {
-    let (_target, exporter) = serve_example(example);
-    exporter.wait_for_line("status_exporter_up 1");
-    harness::get(
-        exporter.addr,
-        "GET",
-        "/metrics",
-        &[("Accept", PROMETHEUS_ACCEPT)],
-    )
-}
-
-/// Rules of the OpenMetrics specification that Prometheus's parser does not enforce, but the
-/// Python client's parser (the tutorial exporter's library) does: a stateset's state label is
-/// named after the family, and the samples of a counter or info family carry its suffix.
-#[test]
-fn openmetrics_of_every_example_follows_the_spec_beyond_prometheus() {
-    for example in examples() {
-        let response = scrape_example_as_prometheus(&example);
-        assert_eq!(
-            openmetrics_spec_errors(&response.body),
-            Vec::<String>::new(),
-            "{}:\n{}",
-            example.display(),
-            response.body
-        );
-    }
-}
-
-/// Each sample line of an OpenMetrics body that breaks the naming rules of its family's type.
-fn openmetrics_spec_errors(body: &str) -> Vec<String> {
-    let (mut family, mut kind) = ("", "");
-    let mut errors = Vec::new();
-    for line in body.lines() {
-        if let Some(rest) = line.strip_prefix("# TYPE ") {
-            (family, kind) = rest.split_once(' ').unwrap_or((rest, ""));
-            continue;
-        }
-        if line.starts_with('#') {
-            continue;
-        }
-        let name_end = line.find(['{', ' ']).unwrap_or(line.len());
-        let (name, labels) = (&line[..name_end], &line[name_end..]);
-        let suffixes: &[&str] = match kind {
-            "counter" => &["_total", "_created"],
-            "info" => &["_info"],
-            _ => &[""],
-        };
-        if !suffixes.iter().any(|s| name == format!("{family}{s}")) {
-            errors.push(format!("{line}: not a sample name of the {kind} {family}"));
-        }
-        let state_label = [format!("{{{family}=\""), format!(",{family}=\"")];
-        if kind == "stateset" && !state_label.iter().any(|l| labels.contains(l.as_str())) {
-            errors.push(format!(
-                "{line}: a stateset's state label must be named {family}"
-            ));
-        }
-    }
-    errors
 }
 
 /// Runs `promtool check metrics` on `body` and compares its findings with `lint`.

@@ -4,17 +4,15 @@
 //!   library, and serve a scrape from an empty root directory as user 65534, which is what the
 //!   `FROM scratch` image of `scripts/Dockerfile` is; the aarch64 one under qemu.
 //! - The systemd units pass `systemd-analyze verify` and keep a low exposure score.
-//! - `scripts/install.sh` installs into a scratch root, and again without harm.
-//! - `scripts/status-exporter.env` holds only settings the exporter accepts.
 //! - A real Prometheus with `scripts/prometheus.yml` scrapes the exporter.
 //!
 //! Needs root (for chroot), the rustup targets x86_64-unknown-linux-musl and
-//! aarch64-unknown-linux-musl, and the Debian packages systemd, qemu-user-static and
-//! prometheus. A missing tool fails its test with the package to install: nothing here skips.
+//! aarch64-unknown-linux-musl, and the Debian packages systemd, qemu-user-static, prometheus and
+//! musl-tools (the C compiler for aws-lc in the HTTPS build); scripts/test.sh installs them. A missing tool fails its test with the package to install: nothing here skips.
 //! Each static target is built once per test run (release, LTO: slow), into `target/ship`.
 //!
 //! The exporter, temporary directories, tools and Prometheus come from the shared harness
-//! (`harness.rs`, `harness/prometheus.rs`); the exporter in an empty root is started through
+//! (`tests/harness`); the exporter in an empty root is started through
 //! `chroot` with [`Exporter::spawn`].
 
 use std::fs;
@@ -24,6 +22,7 @@ use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use crate::harness::elf::read_elf;
 use crate::harness::prometheus::{wait_within, Prometheus};
 use crate::harness::{binary, repo, run, temp_dir, tool, try_get, Exporter};
 
@@ -48,12 +47,6 @@ fn x86_64_binary_is_static() {
 #[test]
 fn aarch64_binary_is_static() {
     check_static(&static_binary(AARCH64), EM_AARCH64);
-}
-
-#[test]
-fn elf_check_sees_that_an_ordinary_build_is_dynamic() {
-    let elf = read_elf(&fs::read(binary()).unwrap()).unwrap();
-    assert!(elf.interpreter && elf.needed > 0, "{elf:?}");
 }
 
 #[test]
@@ -137,173 +130,6 @@ fn systemd_units_pass_verify_and_stay_hardened() {
             String::from_utf8_lossy(&security.stderr),
         );
     }
-}
-
-#[test]
-fn template_unit_differs_from_the_unit_only_in_name_and_settings_file() {
-    let settings = |file: &str| -> Vec<String> {
-        let text = fs::read_to_string(repo().join("scripts").join(file)).unwrap();
-        text.lines()
-            .filter(|l| !l.starts_with('#'))
-            .map(str::to_owned)
-            .collect()
-    };
-    let (unit, template) = (
-        settings("status-exporter.service"),
-        settings("status-exporter@.service"),
-    );
-    let differing: Vec<(&String, &String)> =
-        unit.iter().zip(&template).filter(|(a, b)| a != b).collect();
-    let expected = [
-        (
-            "Description=Prometheus exporter for a JSON status page",
-            "Description=Prometheus exporter for a JSON status page (%i)",
-        ),
-        (
-            "EnvironmentFile=-/etc/status-exporter/status-exporter.env",
-            "EnvironmentFile=/etc/status-exporter/%i.env",
-        ),
-    ];
-    let differing: Vec<(&str, &str)> = differing
-        .iter()
-        .map(|(a, b)| (a.as_str(), b.as_str()))
-        .collect();
-    assert_eq!(
-        unit.len(),
-        template.len(),
-        "keep both units line for line in step"
-    );
-    assert_eq!(differing, expected);
-}
-
-#[test]
-fn install_script_installs_into_a_scratch_root_and_can_run_again() {
-    let root = temp_dir("ship-install");
-    let install = |prefix: Option<&str>| -> String {
-        let mut command = Command::new(repo().join("scripts/install.sh"));
-        command
-            .arg(binary())
-            .env("DESTDIR", &root)
-            .env_remove("PREFIX");
-        if let Some(prefix) = prefix {
-            command.env("PREFIX", prefix);
-        }
-        let out = run(&mut command);
-        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-        assert!(
-            out.status.success(),
-            "install.sh: {}\n{stdout}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        stdout
-    };
-    let file = |path: &str| root.join(path);
-    let mode = |path: &str| fs::metadata(file(path)).unwrap().permissions().mode() & 0o7777;
-    let scripts = repo().join("scripts");
-    let installed = [
-        ("usr/local/bin/status-exporter", binary().to_owned(), 0o755),
-        (
-            "etc/systemd/system/status-exporter.service",
-            scripts.join("status-exporter.service"),
-            0o644,
-        ),
-        (
-            "etc/systemd/system/status-exporter@.service",
-            scripts.join("status-exporter@.service"),
-            0o644,
-        ),
-        (
-            "etc/status-exporter/status-exporter.env",
-            scripts.join("status-exporter.env"),
-            0o640,
-        ),
-    ];
-
-    let first = install(None);
-    for (path, source, expected_mode) in &installed {
-        assert!(
-            first.contains(&format!("installed  {}", file(path).display())),
-            "{path}:\n{first}"
-        );
-        assert_eq!(
-            fs::read(file(path)).unwrap(),
-            fs::read(source).unwrap(),
-            "{path}"
-        );
-        assert_eq!(mode(path), *expected_mode, "{path}");
-    }
-
-    // The operator's settings survive a second run; everything else is already in place.
-    let env_file = "etc/status-exporter/status-exporter.env";
-    fs::write(file(env_file), "TARGET_PORT=8001\n").unwrap();
-    let second = install(None);
-    for (path, _, _) in &installed[..3] {
-        assert!(
-            second.contains(&format!("unchanged  {}", file(path).display())),
-            "{path}:\n{second}"
-        );
-    }
-    assert!(
-        second.contains(&format!("kept       {}", file(env_file).display())),
-        "{second}"
-    );
-    assert_eq!(
-        fs::read_to_string(file(env_file)).unwrap(),
-        "TARGET_PORT=8001\n"
-    );
-
-    // Another PREFIX moves the binary, and the units follow it.
-    let third = install(Some("/opt/status-exporter"));
-    assert!(third.contains("updated    "), "{third}");
-    assert!(file("opt/status-exporter/bin/status-exporter").is_file());
-    for unit in ["status-exporter.service", "status-exporter@.service"] {
-        let text = fs::read_to_string(file(&format!("etc/systemd/system/{unit}"))).unwrap();
-        assert!(
-            text.contains("\nExecStart=/opt/status-exporter/bin/status-exporter\n"),
-            "{unit}:\n{text}"
-        );
-    }
-}
-
-#[test]
-fn example_settings_file_holds_only_settings_the_exporter_accepts() {
-    let text = fs::read_to_string(repo().join("scripts/status-exporter.env")).unwrap();
-    // Every `#NAME=value` line, commented out or not, is a setting.
-    let settings: Vec<(&str, &str)> = text
-        .lines()
-        .filter_map(|line| line.trim_start_matches('#').split_once('='))
-        .filter(|(name, _)| {
-            !name.is_empty() && name.bytes().all(|b| b.is_ascii_uppercase() || b == b'_')
-        })
-        .collect();
-    assert!(settings.len() >= 10, "{settings:?}");
-
-    let help = run(Command::new(binary()).arg("--help"));
-    let help = String::from_utf8_lossy(&help.stdout);
-    for (name, _) in &settings {
-        assert!(
-            help.contains(name),
-            "{name} is in status-exporter.env but not in --help"
-        );
-    }
-
-    // All the example values at once are valid. CONFIG_FILE names an example path, left out.
-    let mut check = Command::new(binary());
-    check.arg("--check-config").env_clear();
-    check.envs(
-        settings
-            .iter()
-            .filter(|(name, _)| *name != "CONFIG_FILE")
-            .copied(),
-    );
-    let out = run(&mut check);
-    assert!(
-        out.status.success(),
-        "--check-config with every example setting of status-exporter.env: {}\n{}{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
-    );
 }
 
 #[test]
@@ -452,76 +278,6 @@ fn build_static(target: &str) -> Result<PathBuf, String> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// ELF: what a binary asks of the system to start.
-
-#[derive(Debug)]
-struct Elf {
-    machine: u64,
-    /// Has a `PT_INTERP` program header: the kernel starts a dynamic loader first.
-    interpreter: bool,
-    /// Number of `DT_NEEDED` entries: shared libraries to load.
-    needed: usize,
-}
-
-/// Reads the program headers of a little-endian ELF file, 32- or 64-bit.
-fn read_elf(bytes: &[u8]) -> Result<Elf, String> {
-    let field = |offset: u64, len: usize| -> Result<u64, String> {
-        let start = usize::try_from(offset).map_err(|_| "offset out of range")?;
-        let slice = bytes
-            .get(start..start + len)
-            .ok_or(format!("truncated at {offset}"))?;
-        Ok(slice
-            .iter()
-            .rev()
-            .fold(0, |value, &b| value << 8 | u64::from(b)))
-    };
-    if bytes.get(..4) != Some(b"\x7fELF") {
-        return Err("not an ELF file".into());
-    }
-    let wide = match bytes[4] {
-        1 => false,
-        2 => true,
-        class => return Err(format!("unknown ELF class {class}")),
-    };
-    if bytes[5] != 1 {
-        return Err("not little-endian".into());
-    }
-    let word = if wide { 8 } else { 4 };
-    let (phoff, phentsize, phnum) = if wide {
-        (field(0x20, 8)?, field(0x36, 2)?, field(0x38, 2)?)
-    } else {
-        (field(0x1c, 4)?, field(0x2a, 2)?, field(0x2c, 2)?)
-    };
-    let mut elf = Elf {
-        machine: field(0x12, 2)?,
-        interpreter: false,
-        needed: 0,
-    };
-    for i in 0..phnum {
-        let header = phoff + i * phentsize;
-        let (offset, size) = if wide {
-            (field(header + 8, 8)?, field(header + 32, 8)?)
-        } else {
-            (field(header + 4, 4)?, field(header + 16, 4)?)
-        };
-        match field(header, 4)? {
-            3 => elf.interpreter = true, // PT_INTERP
-            2 => {
-                // PT_DYNAMIC: (tag, value) pairs up to DT_NULL.
-                for entry in (offset..offset + size).step_by(2 * word) {
-                    match field(entry, word)? {
-                        0 => break,           // DT_NULL
-                        1 => elf.needed += 1, // DT_NEEDED
-                        _ => {}
-                    }
-                }
-            }
-            _ => {}
-        }
-    }
-    Ok(elf)
-}
-
 // ---------------------------------------------------------------------------------------------
 // Empty roots.
 

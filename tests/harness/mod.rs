@@ -1,5 +1,6 @@
-//! The test harness: a real target server and the real exporter binary, both on 127.0.0.1 with
-//! ports chosen by the kernel.
+//! The test harness, shared by both integration-test crates (`tests/it`, which a plain `cargo
+//! test` runs, and `tests/external`, the tests that need tools from outside Rust): a real target
+//! server and the real exporter binary, both on 127.0.0.1 with ports chosen by the kernel.
 //!
 //! - [`Target`] is an HTTP server whose answer the test sets ([`Reply`]) and changes while the
 //!   exporter runs; it records every request it receives.
@@ -11,12 +12,20 @@
 //! - [`get`] is a small HTTP/1.1 client over a raw `TcpStream`.
 //! - [`examples`] lists the example triads of `scripts/mappings` and [`serve_example`] serves
 //!   one through the exporter.
-//! - [`prometheus`] runs a real Prometheus server.
+//! - [`prometheus`] runs a real Prometheus server; [`formats`] is the strict checker of both
+//!   exposition formats; [`random`] makes the property tests' random documents and mappings;
+//!   [`elf`] reads what a binary needs to start.
 //! - Small helpers: [`tool`] finds an installed program, [`temp_dir`] makes a fresh directory,
 //!   [`free_ports`] finds ports for programs that cannot report the one they bound, [`run`] runs
 //!   a command to its end.
 
+// Each crate uses its own part of the harness.
+#![allow(dead_code)]
+
+pub mod elf;
+pub mod formats;
 pub mod prometheus;
+pub mod random;
 
 use std::collections::HashMap;
 use std::io::{self, BufRead, BufReader, Read, Write};
@@ -195,6 +204,23 @@ pub fn serve_example(dir: &Path) -> (Target, Exporter) {
         &[],
     );
     (target, exporter)
+}
+
+/// The Accept header Prometheus 2.42 (Debian 12) sends with its scrapes. `life_of_a_target`
+/// uses the header the installed Prometheus really sends.
+pub const PROMETHEUS_ACCEPT: &str = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+
+/// One scrape of an exporter serving `example`, once it has polled, with the `Accept` header
+/// Prometheus sends.
+pub fn scrape_example_as_prometheus(example: &Path) -> Response {
+    let (_target, exporter) = serve_example(example);
+    exporter.wait_for_line("status_exporter_up 1");
+    get(
+        exporter.addr,
+        "GET",
+        "/metrics",
+        &[("Accept", PROMETHEUS_ACCEPT)],
+    )
 }
 
 /// A running exporter binary.
@@ -479,9 +505,22 @@ pub fn temp_dir(name: &str) -> PathBuf {
     dir
 }
 
+/// Replaces the file at `path` with `content` the way editors and config tools do, so that a
+/// reader sees the old file or the new one, never half of it: written beside it, then renamed
+/// over it. Tests that change a file the exporter watches write it this way, unless they test a
+/// half-written file on purpose.
+pub fn write_atomically(path: &Path, content: impl AsRef<[u8]>) {
+    let mut name = path.file_name().expect("a file name").to_os_string();
+    name.push(".new");
+    let new = path.with_file_name(name);
+    std::fs::write(&new, content).expect("write the new version");
+    std::fs::rename(&new, path).expect("rename the new version over the old");
+}
+
 /// The path of a tool, on PATH or in an sbin directory (chroot is in /usr/sbin, which a
 /// non-login PATH may lack), or a panic that names the Debian package to install. Tests that
-/// need a tool fail rather than skip, so CI cannot pass without them.
+/// need a tool fail rather than skip, so CI cannot pass without them. Only the tests of
+/// `tests/external` use tools.
 pub fn tool(name: &str, package: &str) -> PathBuf {
     let path = std::env::var_os("PATH").unwrap_or_default();
     let sbin = [PathBuf::from("/usr/sbin"), PathBuf::from("/sbin")];
@@ -490,7 +529,7 @@ pub fn tool(name: &str, package: &str) -> PathBuf {
         .map(|dir| dir.join(name))
         .find(|p| p.is_file())
         .unwrap_or_else(|| {
-            panic!("{name} is not installed: apt-get install {package} (.ci/run does this)")
+            panic!("{name} is not installed: apt-get install {package} (scripts/test.sh does this)")
         })
 }
 

@@ -514,16 +514,21 @@ fn demo_mode_needs_nothing_else() {
     assert!(exporter.log_lines("(demo target)").len() == 1);
 }
 
+/// A scrape on a kept-alive connection is one segment: it never waits for the client's delayed
+/// ACK (at least 40 ms on Linux), which a response written in two parts would on nearly every
+/// round trip. The median of 21 scrapes is compared, as a busy machine slows a few.
 #[test]
-fn keep_alive_scrapes_are_answered_at_once() {
+fn keep_alive_scrapes_never_wait_for_a_delayed_ack() {
     use std::io::{Read, Write};
+    use std::time::{Duration, Instant};
     let (_target, exporter) = tutorial();
     let mut stream = std::net::TcpStream::connect(exporter.addr).unwrap();
     stream
-        .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
-    let started = std::time::Instant::now();
-    for _ in 0..20 {
+    let mut times = Vec::new();
+    for _ in 0..21 {
+        let started = Instant::now();
         stream
             .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
             .unwrap();
@@ -536,14 +541,15 @@ fn keep_alive_scrapes_are_answered_at_once() {
         let response = harness::parse_response(&[head.as_slice(), b"x"].concat());
         let mut body = vec![0u8; response.headers["content-length"].parse().unwrap()];
         stream.read_exact(&mut body).unwrap();
+        times.push(started.elapsed());
         assert!(String::from_utf8(body)
             .unwrap()
             .starts_with("# HELP app_requests_current"));
     }
-    // 20 scrapes with a 40 ms delayed-ACK stall each would take 800 ms.
+    times.sort();
+    let median = times[times.len() / 2];
     assert!(
-        started.elapsed().as_millis() < 400,
-        "20 keep-alive scrapes took {:?}",
-        started.elapsed()
+        median < Duration::from_millis(40),
+        "median {median:?} of {times:?}"
     );
 }

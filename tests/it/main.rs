@@ -1,10 +1,15 @@
-//! Integration tests: the real binary against real HTTP targets on 127.0.0.1, checked with
-//! real Prometheus tools. See `harness.rs` for how the parts are started.
+//! Integration tests: the real binary against real HTTP targets on 127.0.0.1, and property
+//! tests of the library. Nothing here needs a tool from outside Rust, root or the network
+//! beyond loopback: a plain `cargo test` runs them. The tests that need Prometheus, promtool,
+//! the Python client, openssl, qemu, chroot or the static builds are in `tests/external`. See
+//! `tests/harness` for how the parts are started.
+
+#[path = "../harness/mod.rs"]
+mod harness;
 
 mod core;
 mod hardening;
-mod harness;
 mod mapping;
-mod prometheus;
+mod properties;
 mod ship;
 mod target;

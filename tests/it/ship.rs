@@ -1,0 +1,184 @@
+//! Shipping, the parts that need no tool from outside Rust: the ordinary build is dynamic (so
+//! the ELF check of the static builds in `tests/external/ship.rs` can tell), the two systemd
+//! units stay in step, `scripts/install.sh` installs into a scratch root, and
+//! `scripts/status-exporter.env` holds only settings the exporter accepts.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::process::Command;
+
+use crate::harness::elf::read_elf;
+use crate::harness::{binary, repo, run, temp_dir};
+
+#[test]
+fn elf_check_sees_that_an_ordinary_build_is_dynamic() {
+    let elf = read_elf(&fs::read(binary()).unwrap()).unwrap();
+    assert!(elf.interpreter && elf.needed > 0, "{elf:?}");
+}
+
+#[test]
+fn template_unit_differs_from_the_unit_only_in_name_and_settings_file() {
+    let settings = |file: &str| -> Vec<String> {
+        let text = fs::read_to_string(repo().join("scripts").join(file)).unwrap();
+        text.lines()
+            .filter(|l| !l.starts_with('#'))
+            .map(str::to_owned)
+            .collect()
+    };
+    let (unit, template) = (
+        settings("status-exporter.service"),
+        settings("status-exporter@.service"),
+    );
+    let differing: Vec<(&String, &String)> =
+        unit.iter().zip(&template).filter(|(a, b)| a != b).collect();
+    let expected = [
+        (
+            "Description=Prometheus exporter for a JSON status page",
+            "Description=Prometheus exporter for a JSON status page (%i)",
+        ),
+        (
+            "EnvironmentFile=-/etc/status-exporter/status-exporter.env",
+            "EnvironmentFile=/etc/status-exporter/%i.env",
+        ),
+    ];
+    let differing: Vec<(&str, &str)> = differing
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
+    assert_eq!(
+        unit.len(),
+        template.len(),
+        "keep both units line for line in step"
+    );
+    assert_eq!(differing, expected);
+}
+
+#[test]
+fn install_script_installs_into_a_scratch_root_and_can_run_again() {
+    let root = temp_dir("ship-install");
+    let install = |prefix: Option<&str>| -> String {
+        let mut command = Command::new(repo().join("scripts/install.sh"));
+        command
+            .arg(binary())
+            .env("DESTDIR", &root)
+            .env_remove("PREFIX");
+        if let Some(prefix) = prefix {
+            command.env("PREFIX", prefix);
+        }
+        let out = run(&mut command);
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "install.sh: {}\n{stdout}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout
+    };
+    let file = |path: &str| root.join(path);
+    let mode = |path: &str| fs::metadata(file(path)).unwrap().permissions().mode() & 0o7777;
+    let scripts = repo().join("scripts");
+    let installed = [
+        ("usr/local/bin/status-exporter", binary().to_owned(), 0o755),
+        (
+            "etc/systemd/system/status-exporter.service",
+            scripts.join("status-exporter.service"),
+            0o644,
+        ),
+        (
+            "etc/systemd/system/status-exporter@.service",
+            scripts.join("status-exporter@.service"),
+            0o644,
+        ),
+        (
+            "etc/status-exporter/status-exporter.env",
+            scripts.join("status-exporter.env"),
+            0o640,
+        ),
+    ];
+
+    let first = install(None);
+    for (path, source, expected_mode) in &installed {
+        assert!(
+            first.contains(&format!("installed  {}", file(path).display())),
+            "{path}:\n{first}"
+        );
+        assert_eq!(
+            fs::read(file(path)).unwrap(),
+            fs::read(source).unwrap(),
+            "{path}"
+        );
+        assert_eq!(mode(path), *expected_mode, "{path}");
+    }
+
+    // The operator's settings survive a second run; everything else is already in place.
+    let env_file = "etc/status-exporter/status-exporter.env";
+    fs::write(file(env_file), "TARGET_PORT=8001\n").unwrap();
+    let second = install(None);
+    for (path, _, _) in &installed[..3] {
+        assert!(
+            second.contains(&format!("unchanged  {}", file(path).display())),
+            "{path}:\n{second}"
+        );
+    }
+    assert!(
+        second.contains(&format!("kept       {}", file(env_file).display())),
+        "{second}"
+    );
+    assert_eq!(
+        fs::read_to_string(file(env_file)).unwrap(),
+        "TARGET_PORT=8001\n"
+    );
+
+    // Another PREFIX moves the binary, and the units follow it.
+    let third = install(Some("/opt/status-exporter"));
+    assert!(third.contains("updated    "), "{third}");
+    assert!(file("opt/status-exporter/bin/status-exporter").is_file());
+    for unit in ["status-exporter.service", "status-exporter@.service"] {
+        let text = fs::read_to_string(file(&format!("etc/systemd/system/{unit}"))).unwrap();
+        assert!(
+            text.contains("\nExecStart=/opt/status-exporter/bin/status-exporter\n"),
+            "{unit}:\n{text}"
+        );
+    }
+}
+
+#[test]
+fn example_settings_file_holds_only_settings_the_exporter_accepts() {
+    let text = fs::read_to_string(repo().join("scripts/status-exporter.env")).unwrap();
+    // Every `#NAME=value` line, commented out or not, is a setting.
+    let settings: Vec<(&str, &str)> = text
+        .lines()
+        .filter_map(|line| line.trim_start_matches('#').split_once('='))
+        .filter(|(name, _)| {
+            !name.is_empty() && name.bytes().all(|b| b.is_ascii_uppercase() || b == b'_')
+        })
+        .collect();
+    assert!(settings.len() >= 10, "{settings:?}");
+
+    let help = run(Command::new(binary()).arg("--help"));
+    let help = String::from_utf8_lossy(&help.stdout);
+    for (name, _) in &settings {
+        assert!(
+            help.contains(name),
+            "{name} is in status-exporter.env but not in --help"
+        );
+    }
+
+    // All the example values at once are valid. CONFIG_FILE names an example path, left out.
+    let mut check = Command::new(binary());
+    check.arg("--check-config").env_clear();
+    check.envs(
+        settings
+            .iter()
+            .filter(|(name, _)| *name != "CONFIG_FILE")
+            .copied(),
+    );
+    let out = run(&mut check);
+    assert!(
+        out.status.success(),
+        "--check-config with every example setting of status-exporter.env: {}\n{}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+}

@@ -1,24 +1,34 @@
 #!/usr/bin/env bash
-# Measures status-exporter against its performance budgets, on loopback, in bounded time
-# (about a minute), and prints one line per figure:
+# Measures status-exporter against its performance budgets (docs/performance.md), on loopback,
+# in bounded time (about a minute), prints one line per figure, and writes them all to one
+# generated file, docs/measurements.md, with the machine, the date and the commit. The docs link
+# to that file instead of typing figures into prose; commit it with the change that moved them.
 #
-#   binary size       release build (glibc) and the static musl build if scripts/build-static.sh ran
+#   binary size       the benchmarked binary, and the static builds of scripts/build-static.sh
+#                     that exist under target/ (with the time each was built)
 #   memory idle       VmRSS of a running exporter (--demo) after start-up
 #   cpu idle          CPU time used over 10 s with nothing to do (polling interval 60 s)
 #   scrapes           wrk on /metrics, 1 and 16 connections, 5 s each: requests/s and p99 latency
 #   memory under load VmHWM (peak RSS) after 64 concurrent scraping connections for 5 s
 #   1 MiB document    poll duration (fetch + parse + map, as status_exporter_poll_duration_seconds
-#                     reports it) for a 1 MiB document with a 300-metric mapping
+#                     reports it) for a 1 MiB document with a 300-metric mapping, and with those
+#                     plus `each` over 9,000 objects (27,300 series); peak RSS for each
 #
-# STATUS_EXPORTER=path benchmarks that binary (e.g. the static one from scripts/build-static.sh)
-# instead of a fresh `cargo build --release`.
+# Settings, from the environment:
+#   STATUS_EXPORTER   the binary to benchmark (e.g. the static one from scripts/build-static.sh);
+#                     default: target/release/status-exporter after `cargo build --release`
+#   MEASUREMENTS      the file to write; default: docs/measurements.md
+#   BENCH_NOTE        a sentence about the machine's load during the run, for the file's header
 #
-# Needs: cargo, wrk, curl and python3 (Debian: wrk, curl, python3). Starts only its own processes
-# and ends them by PID.
+# Needs: cargo, wrk, curl and python3 (Debian: apt-get install wrk curl python3). Starts only its
+# own processes and ends them by PID.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-command -v wrk >/dev/null || { echo "bench.sh: wrk is missing: apt-get install wrk" >&2; exit 1; }
+for tool in wrk curl python3; do
+  command -v "$tool" >/dev/null || { echo "bench.sh: $tool is missing: apt-get install $tool" >&2; exit 1; }
+done
+out_file=${MEASUREMENTS:-docs/measurements.md}
 if [ -n "${STATUS_EXPORTER:-}" ]; then
   bin=$STATUS_EXPORTER
 else
@@ -53,20 +63,52 @@ start() {
 status() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status"; }
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 mib() { awk -v kb="$1" 'BEGIN { printf "%.2f MiB", kb / 1024 }'; }
+# 1234567 -> 1,234,567
+grouped() { echo "$1" | sed ':a; s/\([0-9]\)\([0-9]\{3\}\)\($\|,\)/\1,\2\3/; ta'; }
+
+# The rows of the generated file's tables, collected as the figures come.
+size_rows=()
+budget_rows=()
+document_rows=()
+
+describe() {
+  case $(file -b "$1" 2>/dev/null || true) in
+    *"statically linked"* | *"static-pie linked"*) echo "static" ;;
+    *"dynamically linked"*) echo "dynamic" ;;
+    *) echo "" ;;
+  esac
+}
 
 size=$(stat -c %s "$bin")
 echo "binary size:       $size bytes ($(mib $((size / 1024)))): $bin (benchmarked below)"
-for static in target/*-unknown-linux-musl*/release/status-exporter; do
-  [ -f "$static" ] && echo "binary size:       $(stat -c %s "$static") bytes, static, $(echo "$static" | cut -d/ -f2)"
+size_rows+=("| \`$bin\` (benchmarked below) | $(grouped "$size") |")
+for static in target/*-unknown-linux-musl*/release/status-exporter target/https/*-unknown-linux-musl*/release/status-exporter; do
+  [ -f "$static" ] || continue
+  [ "$static" -ef "$bin" ] && continue
+  built=$(date -u -r "$static" '+%Y-%m-%d %H:%M UTC')
+  kind=$(echo "$static" | sed -n 's#^target/\(https/\)\{0,1\}\([^/]*\)/.*#\2#p')
+  [[ $static == target/https/* ]] && kind="$kind, --features https"
+  echo "binary size:       $(stat -c %s "$static") bytes, static, $kind (built $built)"
+  size_rows+=("| \`$static\` ($kind; built $built) | $(grouped "$(stat -c %s "$static")") |")
 done
+static_x86=target/x86_64-unknown-linux-musl/release/status-exporter
+if [ -f "$static_x86" ]; then
+  budget_rows+=("| binary size, static x86-64 | ≤ 1 MiB | $(grouped "$(stat -c %s "$static_x86")") bytes |")
+else
+  budget_rows+=("| binary size, static x86-64 | ≤ 1 MiB | not built (scripts/build-static.sh) |")
+fi
 
 start --demo --polling-interval-seconds 60
 sleep 2
-echo "memory idle:       $(mib "$(status "$pid" VmRSS)") resident"
+idle=$(mib "$(status "$pid" VmRSS)")
+echo "memory idle:       $idle resident"
+budget_rows+=("| resident memory, idle (\`--demo\`) | ≤ 3 MiB | $idle |")
 before=$(cpu_ticks "$pid")
 sleep 10
 after=$(cpu_ticks "$pid")
-echo "cpu idle:          $((after - before)) ticks (1/$(getconf CLK_TCK) s) in 10 s between polls"
+ticks=$((after - before))
+echo "cpu idle:          $ticks ticks (1/$(getconf CLK_TCK) s) in 10 s between polls"
+budget_rows+=("| CPU between polls (10 s, interval 60 s) | none measurable | $ticks ticks of 1/$(getconf CLK_TCK) s |")
 
 for connections in 1 16; do
   out=$(wrk -t 1 -c "$connections" -d 5s --latency "http://127.0.0.1:$port/metrics")
@@ -74,9 +116,14 @@ for connections in 1 16; do
   p99=$(awk '$1 == "99%" { print $2 }' <<<"$out")
   errors=$(grep -E 'Non-2xx|Socket errors' <<<"$out" || true)
   echo "scrapes:           $connections connection(s): $rps requests/s, p99 $p99${errors:+ ($errors)}"
+  if ((connections == 1)); then what="1 connection" budget="< 1 ms"; else what="$connections connections" budget=""; fi
+  budget_rows+=("| scrape p99, $what (wrk, 5 s) | $budget | $p99 ($(grouped "${rps%.*}") requests/s)${errors:+; $errors} |")
 done
 wrk -t 2 -c 64 -d 5s "http://127.0.0.1:$port/metrics" >/dev/null
-echo "memory under load: $(mib "$(status "$pid" VmHWM)") peak resident with 64 connections; $(status "$pid" Threads) threads after"
+peak=$(mib "$(status "$pid" VmHWM)")
+threads=$(status "$pid" Threads)
+echo "memory under load: $peak peak resident with 64 connections; $threads threads after"
+budget_rows+=("| resident memory, peak, 64 scraping connections (wrk, 5 s) | ≤ 8 MiB | $peak |")
 kill "$pid"
 
 # A 1 MiB document, mapped twice: by 300 gauges at fixed places (the budget: a few hundred
@@ -105,6 +152,7 @@ for _ in $(seq 100); do
   [ -n "$http_port" ] && break
   sleep 0.05
 done
+document_size=$(stat -c %s "$work/status")
 for mapping in few many; do
   start --target-url "http://127.0.0.1:$http_port/status" --config-file "$work/$mapping.json" \
     --polling-interval-seconds 0.5 --target-max-bytes 4000000
@@ -115,8 +163,62 @@ for mapping in few many; do
       awk '$1 == "status_exporter_poll_duration_seconds" { printf "%.1f", $2 * 1000 }')")
   done
   series=$(curl -s "http://127.0.0.1:$port/metrics" | grep -c '^item_\|^stat_')
-  echo "1 MiB document:    $(stat -c %s "$work/status") bytes, $series series; poll ms, 10 polls sorted: $(printf '%s\n' "${durations[@]}" | sort -n | tr '\n' ' ')"
-  echo "memory with it:    $(mib "$(status "$pid" VmHWM)") peak resident"
+  sorted=$(printf '%s\n' "${durations[@]}" | sort -n | tr '\n' ' ')
+  peak=$(mib "$(status "$pid" VmHWM)")
+  echo "1 MiB document:    $document_size bytes, $series series; poll ms, 10 polls sorted: $sorted"
+  echo "memory with it:    $peak peak resident"
+  read -r -a ms <<<"$sorted"
+  document_rows+=("| $(grouped "$series") | ${ms[0]}–${ms[${#ms[@]} - 1]} ms | $peak |")
   kill "$pid"
 done
 echo "(poll time includes the fetch from python3's http.server on loopback)"
+
+# The generated file: written whole to a temporary file, then moved into place.
+commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+git diff --quiet HEAD -- src Cargo.toml Cargo.lock 2>/dev/null || commit="$commit with uncommitted changes to the code"
+cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo 2>/dev/null || true)
+machine="$(nproc) cores${cpu:+ ($cpu)}, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo) of memory, $(uname -sr) $(uname -m)"
+kind=$(describe "$bin")
+{
+  echo "# Measurements"
+  echo
+  echo "<!-- Generated by scripts/bench.sh; do not edit by hand: run the script again. -->"
+  echo
+  echo "Generated by \`scripts/bench.sh\` on $(date -u '+%Y-%m-%d %H:%M UTC'), at commit $commit,"
+  echo "benchmarking \`$bin\`${kind:+ ($kind)}, on a machine with $machine."
+  if [ -n "${BENCH_NOTE:-}" ]; then
+    echo
+    echo "$BENCH_NOTE"
+  fi
+  echo
+  echo "These are the figures of one run: timings vary from run to run, and more on a machine"
+  echo "shared with other work. What each figure measures, and its budget, is in"
+  echo "[performance.md](performance.md)."
+  echo
+  echo "## Binary sizes"
+  echo
+  echo "| binary | bytes |"
+  echo "|---|---|"
+  printf '%s\n' "${size_rows[@]}"
+  echo
+  echo "The static builds are those found under \`target/\`, built by \`scripts/build-static.sh\` at the"
+  echo "time shown (possibly from another commit than the one above)."
+  echo
+  echo "## Budgets"
+  echo
+  echo "| figure | budget | measured |"
+  echo "|---|---|---|"
+  printf '%s\n' "${budget_rows[@]}"
+  echo
+  echo "## A 1 MiB document"
+  echo
+  echo "A document of $(grouped "$document_size") bytes, served by python3's \`http.server\` on loopback, polled"
+  echo "every 0.5 s: the shortest and the longest poll duration (fetch, parse, map, render) of 10 polls,"
+  echo "and the peak resident memory of the exporter."
+  echo
+  echo "| series | poll duration | peak resident memory |"
+  echo "|---|---|---|"
+  printf '%s\n' "${document_rows[@]}"
+} >"$work/measurements.md"
+mv "$work/measurements.md" "$out_file"
+echo "bench.sh: wrote $out_file"

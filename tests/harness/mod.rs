@@ -414,6 +414,20 @@ impl Exporter {
             .filter(|l| l.contains(text))
             .collect()
     }
+
+    /// Waits at most `patience` for a stderr line containing `text`, and returns the first.
+    pub fn wait_for_log(&self, text: &str, patience: Duration) -> String {
+        let deadline = Instant::now() + patience;
+        loop {
+            if let Some(line) = self.log_lines(text).into_iter().next() {
+                return line;
+            }
+            if Instant::now() > deadline {
+                self.fail(&format!("no log line with {text:?} within {patience:?}"));
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
 }
 
 impl Drop for Exporter {

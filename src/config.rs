@@ -11,7 +11,9 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::http;
 use crate::mapping::{self, Mapping};
+use crate::target::{self, Target, UrlError};
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -161,40 +163,6 @@ pub struct Config {
     pub demo: bool,
 }
 
-/// Where the status document is: `http://{host}:{port}{path}`, or `https://` with `https`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Target {
-    /// TLS (`https://`); only possible in a build with the `https` feature.
-    pub https: bool,
-    /// Host name or IP address (IPv6 without brackets).
-    pub host: String,
-    pub port: u16,
-    /// Path and query, starting with `/`.
-    pub path: String,
-}
-
-impl Target {
-    /// `http://` or `https://`.
-    pub fn scheme(&self) -> &'static str {
-        if self.https {
-            "https://"
-        } else {
-            "http://"
-        }
-    }
-}
-
-impl fmt::Display for Target {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let scheme = self.scheme();
-        if self.host.contains(':') {
-            write!(f, "{scheme}[{}]:{}{}", self.host, self.port, self.path)
-        } else {
-            write!(f, "{scheme}{}:{}{}", self.host, self.port, self.path)
-        }
-    }
-}
-
 /// Credentials for the target, kept in files so that they stay out of `ps`, the environment and
 /// the logs. Printed (`Display`) redacted.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -301,6 +269,20 @@ impl Raw {
             fix: fix.into(),
         }
     }
+
+    /// The error for a value that is not a URL or a URL path; the value shown is the part at
+    /// fault.
+    fn invalid_url(&self, error: UrlError) -> ConfigError {
+        let value = match &error {
+            UrlError::Path(path) => path.clone(),
+            _ => self.value.clone(),
+        };
+        ConfigError::Invalid {
+            setting: self.name.clone(),
+            value,
+            fix: error.to_string(),
+        }
+    }
 }
 
 /// Parses the command line (without the program name) and the environment (`env` looks a
@@ -384,7 +366,7 @@ pub fn parse(
         None => interval.mul_f64(0.8).min(Duration::from_secs(10)),
     };
     let target = match url {
-        Some(raw) => parse_url(&raw)?,
+        Some(raw) => Target::parse(&raw.value).map_err(|e| raw.invalid_url(e))?,
         None => Target {
             host: host.map_or_else(|| "localhost".to_string(), |raw| raw.value),
             port: match target_port {
@@ -392,7 +374,7 @@ pub fn parse(
                 None => 8000,
             },
             path: match path {
-                Some(raw) => normalize_path(&raw)?,
+                Some(raw) => target::path(&raw.value).map_err(|e| raw.invalid_url(e))?,
                 None => "/status".to_string(),
             },
             https: false,
@@ -539,7 +521,7 @@ fn parse_headers<'a>(
             value: name.to_string(),
             fix: fix.to_string(),
         };
-        if name.is_empty() || !name.bytes().all(is_token_byte) {
+        if !http::is_token(name) {
             return Err(invalid(
                 "is not a header name (letters, digits and !#$%&'*+-.^_`|~, no spaces)",
             ));
@@ -563,11 +545,6 @@ fn parse_headers<'a>(
         headers.push((name.to_string(), value.to_string()));
     }
     Ok(headers)
-}
-
-/// A character of an HTTP token (RFC 9110, section 5.6.2), as in header names.
-fn is_token_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
 fn parse_auth(
@@ -805,80 +782,6 @@ fn parse_bool(raw: &Raw) -> Result<bool, ConfigError> {
         "0" | "false" | "no" | "off" => Ok(false),
         _ => Err(raw.invalid("is not true or false")),
     }
-}
-
-fn normalize_path(raw: &Raw) -> Result<String, ConfigError> {
-    let path = raw.value.trim();
-    if path.contains(|c: char| c.is_whitespace() || c.is_control() || c == '#') {
-        return Err(raw.invalid("is not a URL path (no spaces or #; percent-encode them)"));
-    }
-    Ok(if path.starts_with('/') {
-        path.to_string()
-    } else {
-        format!("/{path}")
-    })
-}
-
-fn parse_url(raw: &Raw) -> Result<Target, ConfigError> {
-    let (https, rest) = if let Some(rest) = raw.value.strip_prefix("http://") {
-        (false, rest)
-    } else if let Some(rest) = raw.value.strip_prefix("https://") {
-        if !cfg!(feature = "https") {
-            return Err(raw.invalid(
-                "is an https:// URL, and this build has no HTTPS support; build with --features https",
-            ));
-        }
-        (true, rest)
-    } else {
-        return Err(
-            raw.invalid("must start with http:// or https:// (e.g. http://localhost:8000/status)")
-        );
-    };
-    let split = rest.find(['/', '?']).unwrap_or(rest.len());
-    let (authority, path) = rest.split_at(split);
-    if authority.contains('@') {
-        return Err(
-            raw.invalid("has credentials in it, which are not supported; remove user:password@")
-        );
-    }
-    let (host, port) = match authority.strip_prefix('[') {
-        Some(v6) => match v6.split_once(']') {
-            Some((host, "")) => (host, None),
-            Some((host, port)) if port.starts_with(':') => (host, Some(&port[1..])),
-            _ => return Err(raw.invalid("has a malformed [IPv6] host")),
-        },
-        None => match authority.split_once(':') {
-            Some((host, port)) => (host, Some(port)),
-            None => (authority, None),
-        },
-    };
-    if host.is_empty()
-        || host.contains(|c: char| c.is_whitespace() || c == ':' && !authority.starts_with('['))
-    {
-        return Err(raw.invalid("has no valid host (e.g. http://localhost:8000/status)"));
-    }
-    let port = match port {
-        Some(port) => match port.parse::<u16>() {
-            Ok(p) if p > 0 => p,
-            _ => return Err(raw.invalid("has an invalid port (1-65535)")),
-        },
-        None if https => 443,
-        None => 80,
-    };
-    let path = Raw {
-        name: raw.name.clone(),
-        value: if path.is_empty() {
-            "/".into()
-        } else {
-            path.into()
-        },
-    };
-    Ok(Target {
-        https,
-        host: host.to_string(),
-        port,
-        path: normalize_path(&path)?,
-    })
 }
 
 #[cfg(test)]

@@ -604,7 +604,9 @@ fn render(response: &Response, head_only: bool, connection: Option<&str>) -> Vec
     bytes
 }
 
-fn is_token(name: &str) -> bool {
+/// Whether `name` is an HTTP token (RFC 9110, section 5.6.2), as header names are: letters,
+/// digits and ``!#$%&'*+-.^_`|~``, at least one.
+pub fn is_token(name: &str) -> bool {
     !name.is_empty()
         && name
             .bytes()

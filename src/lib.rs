@@ -15,4 +15,5 @@ pub mod poll;
 pub mod process;
 pub mod rng;
 pub mod server;
+pub mod target;
 pub mod watch;

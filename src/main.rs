@@ -9,7 +9,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener};
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 
-use status_exporter::config::{self, Command, Config, Target};
+use status_exporter::config::{self, Command, Config};
+use status_exporter::target::Target;
 use status_exporter::{commands, demo, log, poll, server};
 
 fn main() -> ExitCode {

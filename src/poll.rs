@@ -16,10 +16,11 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 
-use crate::config::{self, Auth, Config, Target, VERSION};
+use crate::config::{self, Auth, Config, VERSION};
 use crate::exposition::{self, Family, Format, Kind};
 use crate::log;
 use crate::mapping::{self, Mapping};
+use crate::target::{split_authority, Target};
 use crate::watch::{Refresh, Watched};
 
 /// What a scrape serves, rendered once per poll. Process metrics are added at scrape time.
@@ -247,9 +248,8 @@ fn redirect_path(target: &Target, current: &str, location: &str) -> Result<Strin
         .filter(|s| s.eq_ignore_ascii_case(scheme))
         .map(|_| &location[scheme.len()..]);
     if let Some(rest) = absolute {
-        let split = rest.find(['/', '?']).unwrap_or(rest.len());
-        let (authority, path) = rest.split_at(split);
-        if !same_authority(target, authority) {
+        let (authority, path) = split_authority(rest);
+        if !target.has_authority(authority) {
             return Err(Failure::Redirect(format!("to another host ({location})")));
         }
         return Ok(if path.is_empty() {
@@ -270,34 +270,6 @@ fn redirect_path(target: &Target, current: &str, location: &str) -> Result<Strin
     let base = current.split('?').next().unwrap_or("/");
     let dir = &base[..base.rfind('/').map_or(0, |i| i + 1)];
     Ok(format!("{dir}{location}"))
-}
-
-/// Whether a URL's `host[:port]` (IPv6 in brackets) is the target's host and port, the port
-/// being the scheme's default when it is left out. User info (`user@`) never matches.
-fn same_authority(target: &Target, authority: &str) -> bool {
-    let (host, port) = match authority.strip_prefix('[') {
-        Some(v6) => match v6.split_once(']') {
-            Some((host, "")) => (host, None),
-            Some((host, port)) => match port.strip_prefix(':') {
-                Some(port) => (host, Some(port)),
-                None => return false,
-            },
-            None => return false,
-        },
-        None => match authority.split_once(':') {
-            Some((host, port)) => (host, Some(port)),
-            None => (authority, None),
-        },
-    };
-    let default = if target.https { 443 } else { 80 };
-    let port = match port {
-        None | Some("") => default,
-        Some(port) => match port.parse::<u16>() {
-            Ok(port) => port,
-            Err(_) => return false,
-        },
-    };
-    host.eq_ignore_ascii_case(&target.host) && port == target.port
 }
 
 /// Classifies an error of the request, up to the response's head.

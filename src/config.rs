@@ -123,17 +123,41 @@ EXIT STATUS:
     1 when the exporter cannot start (port in use). A failing target never ends the process.
 ";
 
-/// Everything the exporter needs to run, after defaults, environment and flags.
+/// Everything the exporter needs to run, after defaults, environment and flags: one section for
+/// each part that runs, handed to it whole.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Config {
+    /// What the poller needs (`poll::Poller::new`).
+    pub poll: PollSettings,
+    /// What the server needs (`server::serve`), and where it listens.
+    pub serve: ServeSettings,
+    /// Start the embedded demo target and poll it instead of the target. `--demo`, default
+    /// false.
+    pub demo: bool,
+}
+
+/// How often the target is polled, how, and what its document is mapped to.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PollSettings {
     /// Time between the starts of two polls. POLLING_INTERVAL_SECONDS, default 5 s.
     pub interval: Duration,
-    /// Limit for one poll: connect, request, response. TARGET_TIMEOUT_SECONDS, default 80% of
-    /// the interval, at most 10 s.
-    pub timeout: Duration,
+    /// What each poll asks of the target.
+    pub request: RequestSettings,
+    /// The mapping file. CONFIG_FILE, default None: the built-in mapping.
+    pub mapping_file: Option<PathBuf>,
+    /// The mapping in use at start-up (the file's, or the built-in one).
+    pub mapping: Mapping,
+}
+
+/// What a request to the target is made of.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RequestSettings {
     /// The status document polled. TARGET_URL, or TARGET_HOST/TARGET_PORT/TARGET_METRICS,
     /// default http://localhost:8000/status. Replaced by the demo target with `--demo`.
     pub target: Target,
+    /// Limit for one poll: connect, request, response. TARGET_TIMEOUT_SECONDS, default 80% of
+    /// the interval, at most 10 s.
+    pub timeout: Duration,
     /// Largest response body accepted, bytes. TARGET_MAX_BYTES, default 8 MiB.
     pub max_body_bytes: usize,
     /// Extra request headers (name, value), in the order given; validated, no two with the same
@@ -145,22 +169,21 @@ pub struct Config {
     /// PEM file of the CA certificates trusted for an https:// target, instead of the system's.
     /// TARGET_CA_FILE, default None: the system's CA certificates.
     pub ca_file: Option<PathBuf>,
+}
+
+/// Where the exporter listens and how it answers.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ServeSettings {
     /// Address to bind. LISTEN_ADDRESS, default None: all interfaces.
     pub listen_address: Option<IpAddr>,
     /// Port to listen on, 0 for any free port. EXPORTER_PORT, default 9877.
     pub port: u16,
-    /// The mapping file. CONFIG_FILE, default None: the built-in mapping.
-    pub mapping_file: Option<PathBuf>,
-    /// The mapping in use at start-up (the file's, or the built-in one).
-    pub mapping: Mapping,
     /// Answer in OpenMetrics when the scraper prefers it. OPENMETRICS, default true.
     pub openmetrics: bool,
     /// File of `user:password` lines; when set, the metrics are served only to requests with
     /// basic auth matching one of them. WEB_BASIC_AUTH_FILE, default None: no authentication.
     /// Holds the file name, never the passwords.
     pub web_auth_file: Option<PathBuf>,
-    /// Start the embedded demo target and poll it. `--demo`, default false.
-    pub demo: bool,
 }
 
 /// Credentials for the target, kept in files so that they stay out of `ps`, the environment and
@@ -455,19 +478,25 @@ pub fn parse(
         None => mapping::builtin(),
     };
     let config = Config {
-        interval,
-        timeout,
-        target,
-        max_body_bytes,
-        headers,
-        auth,
-        ca_file,
-        listen_address,
-        port,
-        mapping_file,
-        mapping,
-        openmetrics,
-        web_auth_file,
+        poll: PollSettings {
+            interval,
+            request: RequestSettings {
+                target,
+                timeout,
+                max_body_bytes,
+                headers,
+                auth,
+                ca_file,
+            },
+            mapping_file,
+            mapping,
+        },
+        serve: ServeSettings {
+            listen_address,
+            port,
+            openmetrics,
+            web_auth_file,
+        },
         demo,
     };
     Ok(match (render, check) {
@@ -740,19 +769,19 @@ fn parse_ca_file(raw: &Raw, target: &Target) -> Result<PathBuf, ConfigError> {
 
 /// The request settings beyond the URL, for the start-up line and `--check-config`: (label,
 /// description) pairs, secrets and header values left out.
-pub fn request_settings(config: &Config) -> Vec<(&'static str, String)> {
+pub fn request_settings(request: &RequestSettings) -> Vec<(&'static str, String)> {
     let mut out = Vec::new();
-    if !config.headers.is_empty() {
-        let names: Vec<&str> = config.headers.iter().map(|(n, _)| n.as_str()).collect();
+    if !request.headers.is_empty() {
+        let names: Vec<&str> = request.headers.iter().map(|(n, _)| n.as_str()).collect();
         out.push((
             "headers",
             format!("{} (values not shown)", names.join(", ")),
         ));
     }
-    if let Some(auth) = &config.auth {
+    if let Some(auth) = &request.auth {
         out.push(("credentials", auth.to_string()));
     }
-    if let Some(ca) = &config.ca_file {
+    if let Some(ca) = &request.ca_file {
         out.push((
             "CA file",
             format!("{} (instead of the system's)", ca.display()),
@@ -815,14 +844,17 @@ mod tests {
     #[test]
     fn defaults_match_the_tutorial() {
         let c = config(&[], &[]);
-        assert_eq!(c.interval, Duration::from_secs(5));
-        assert_eq!(c.timeout, Duration::from_secs(4));
-        assert_eq!(c.target.to_string(), "http://localhost:8000/status");
-        assert_eq!(c.port, 9877);
-        assert_eq!(c.listen_address, None);
-        assert_eq!(c.mapping, mapping::builtin());
-        assert!(c.openmetrics && !c.demo);
-        assert_eq!(c.max_body_bytes, 8 << 20);
+        assert_eq!(c.poll.interval, Duration::from_secs(5));
+        assert_eq!(c.poll.request.timeout, Duration::from_secs(4));
+        assert_eq!(
+            c.poll.request.target.to_string(),
+            "http://localhost:8000/status"
+        );
+        assert_eq!(c.serve.port, 9877);
+        assert_eq!(c.serve.listen_address, None);
+        assert_eq!(c.poll.mapping, mapping::builtin());
+        assert!(c.serve.openmetrics && !c.demo);
+        assert_eq!(c.poll.request.max_body_bytes, 8 << 20);
     }
 
     #[test]
@@ -837,15 +869,15 @@ mod tests {
             ("OPENMETRICS", "false"),
         ];
         let c = config(&[], &env);
-        assert_eq!(c.interval, Duration::from_millis(500));
-        assert_eq!(c.timeout, Duration::from_millis(400));
-        assert_eq!(c.port, 9100);
+        assert_eq!(c.poll.interval, Duration::from_millis(500));
+        assert_eq!(c.poll.request.timeout, Duration::from_millis(400));
+        assert_eq!(c.serve.port, 9100);
         assert_eq!(
-            c.target.to_string(),
+            c.poll.request.target.to_string(),
             "http://10.0.0.7:8080/api/health?full=1"
         );
-        assert_eq!(c.listen_address, Some("::1".parse().unwrap()));
-        assert!(!c.openmetrics);
+        assert_eq!(c.serve.listen_address, Some("::1".parse().unwrap()));
+        assert!(!c.serve.openmetrics);
         let c = config(
             &[
                 "--exporter-port",
@@ -856,9 +888,12 @@ mod tests {
             ],
             &env,
         );
-        assert_eq!((c.port, c.target.path.as_str()), (9200, "/status"));
         assert_eq!(
-            c.timeout,
+            (c.serve.port, c.poll.request.target.path.as_str()),
+            (9200, "/status")
+        );
+        assert_eq!(
+            c.poll.request.timeout,
             Duration::from_secs(10),
             "default timeout is capped at 10 s"
         );
@@ -868,26 +903,30 @@ mod tests {
         );
         assert_eq!(
             (
-                c.target.host.as_str(),
-                c.target.port,
-                c.target.path.as_str(),
-                c.port
+                c.poll.request.target.host.as_str(),
+                c.poll.request.target.port,
+                c.poll.request.target.path.as_str(),
+                c.serve.port
             ),
             ("::1", 81, "/s", 9877)
         );
-        assert_eq!(c.target.to_string(), "http://[::1]:81/s");
+        assert_eq!(c.poll.request.target.to_string(), "http://[::1]:81/s");
         let c = config(
             &["--target-timeout-seconds", "2.5"],
             &[("TARGET_URL", "http://example.org")],
         );
         assert_eq!(
-            (c.timeout, c.target.to_string()),
+            (c.poll.request.timeout, c.poll.request.target.to_string()),
             (
                 Duration::from_millis(2500),
                 "http://example.org:80/".to_string()
             )
         );
-        assert!(!config(&["--no-openmetrics"], &[("OPENMETRICS", "true")]).openmetrics);
+        assert!(
+            !config(&["--no-openmetrics"], &[("OPENMETRICS", "true")])
+                .serve
+                .openmetrics
+        );
     }
 
     #[test]
@@ -1008,7 +1047,7 @@ mod tests {
     #[test]
     fn request_headers() {
         fn check(args: &[&str], env: &[(&str, &str)], expected: &[(&str, &str)]) {
-            let got = config(args, env).headers;
+            let got = config(args, env).poll.request.headers;
             let got: Vec<(&str, &str)> = got.iter().map(|(n, v)| (&**n, &**v)).collect();
             assert_eq!(got, expected, "{args:?} {env:?}");
         }
@@ -1171,13 +1210,13 @@ mod tests {
         let token = token.to_str().unwrap();
         let c = config(&[], &[("TARGET_BEARER_TOKEN_FILE", token)]);
         assert_eq!(
-            c.auth,
+            c.poll.request.auth,
             Some(Auth::Bearer {
                 token_file: token.into()
             })
         );
         assert_eq!(
-            c.auth.unwrap().to_string(),
+            c.poll.request.auth.unwrap().to_string(),
             format!("bearer token from {token} (redacted)")
         );
         let c = config(
@@ -1190,7 +1229,7 @@ mod tests {
             &[("TARGET_HEADERS", "X-Api-Key: k")],
         );
         assert_eq!(
-            request_settings(&c),
+            request_settings(&c.poll.request),
             [
                 ("headers", "X-Api-Key (values not shown)".to_string()),
                 (
@@ -1234,7 +1273,10 @@ mod tests {
         );
         // An Authorization header alone is allowed (its value is not shown either).
         let c = config(&["--target-header", "Authorization: Token t"], &[]);
-        assert_eq!(c.headers, [("Authorization".into(), "Token t".into())]);
+        assert_eq!(
+            c.poll.request.headers,
+            [("Authorization".into(), "Token t".into())]
+        );
     }
 
     #[test]
@@ -1247,14 +1289,17 @@ mod tests {
         let url = ("TARGET_URL", "https://app.internal/status");
         if cfg!(feature = "https") {
             let c = config(&["--target-ca-file", ca], &[url]);
-            assert_eq!(c.target.to_string(), "https://app.internal:443/status");
-            assert_eq!(c.ca_file.as_deref(), Some(Path::new(ca)));
             assert_eq!(
-                request_settings(&c),
+                c.poll.request.target.to_string(),
+                "https://app.internal:443/status"
+            );
+            assert_eq!(c.poll.request.ca_file.as_deref(), Some(Path::new(ca)));
+            assert_eq!(
+                request_settings(&c.poll.request),
                 [("CA file", format!("{ca} (instead of the system's)"))]
             );
             let c = config(&[], &[("TARGET_URL", "https://[::1]:8443")]);
-            assert_eq!(c.target.to_string(), "https://[::1]:8443/");
+            assert_eq!(c.poll.request.target.to_string(), "https://[::1]:8443/");
             let not_pem = file("not-pem", b"\x30\x82\x01\x0a");
             check_error(
                 &["--target-ca-file", not_pem.to_str().unwrap()],
@@ -1333,10 +1378,10 @@ mod tests {
         let path = file("web-users-setting", b"prometheus:s3cret\n");
         let path = path.to_str().unwrap();
         let c = config(&[], &[("WEB_BASIC_AUTH_FILE", path)]);
-        assert_eq!(c.web_auth_file, Some(PathBuf::from(path)));
+        assert_eq!(c.serve.web_auth_file, Some(PathBuf::from(path)));
         let c = config(&["--web-basic-auth-file", path], &[]);
-        assert_eq!(c.web_auth_file, Some(PathBuf::from(path)));
-        assert_eq!(config(&[], &[]).web_auth_file, None);
+        assert_eq!(c.serve.web_auth_file, Some(PathBuf::from(path)));
+        assert_eq!(config(&[], &[]).serve.web_auth_file, None);
         check_error(
             &["--web-basic-auth-file=/nonexistent/users"],
             &[],

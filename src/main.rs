@@ -76,21 +76,21 @@ impl fmt::Display for StartError {
 fn run(mut config: Config) -> Result<(), StartError> {
     if config.demo {
         let addr = demo::start().map_err(StartError::Demo)?;
-        config.target = Target {
+        config.poll.request.target = Target {
             https: false,
             host: addr.ip().to_string(),
             port: addr.port(),
             path: "/status".into(),
         };
     }
-    let listener = bind(config.listen_address, config.port)?;
+    let listener = bind(config.serve.listen_address, config.serve.port)?;
     let local = listener.local_addr().map_err(|e| {
         StartError::Bind(
-            SocketAddr::new(Ipv6Addr::UNSPECIFIED.into(), config.port),
+            SocketAddr::new(Ipv6Addr::UNSPECIFIED.into(), config.serve.port),
             e,
         )
     })?;
-    let poller = poll::Poller::new(&config);
+    let poller = poll::Poller::new(&config.poll);
     let shared: poll::Shared = Arc::new(Mutex::new(Arc::new(poller.snapshot(&[]))));
     let for_poller = Arc::clone(&shared);
     std::thread::Builder::new()
@@ -98,7 +98,7 @@ fn run(mut config: Config) -> Result<(), StartError> {
         .spawn(move || poll::run(poller, for_poller))
         .map_err(StartError::Thread)?;
     log::info!("{}", commands::startup_line(&config, local));
-    server::serve(listener, shared, config.openmetrics, config.web_auth_file)
+    server::serve(listener, shared, &config.serve)
 }
 
 /// Binds the given address, or all interfaces: IPv6 and IPv4 where the host has IPv6,

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 
-use crate::config::{self, Auth, Config, VERSION};
+use crate::config::{self, Auth, PollSettings, VERSION};
 use crate::exposition::{self, Family, Format, Kind};
 use crate::log;
 use crate::mapping::{self, Mapping};
@@ -395,20 +395,21 @@ pub struct Poller {
 impl Poller {
     /// Sets up polling: reads the credentials and, with TARGET_CA_FILE, points the TLS library
     /// at it through the environment. Call it before starting the other threads.
-    pub fn new(config: &Config) -> Poller {
-        if let (Some(ca), true) = (&config.ca_file, config.target.https) {
+    pub fn new(settings: &PollSettings) -> Poller {
+        let request = &settings.request;
+        if let (Some(ca), true) = (&request.ca_file, request.target.https) {
             // minreq's rustls verifier takes its CA certificates from SSL_CERT_FILE (or
             // SSL_CERT_DIR, which would add to them), read once, at the first https request.
             std::env::set_var("SSL_CERT_FILE", ca);
             std::env::remove_var("SSL_CERT_DIR");
         }
         let mut poller = Poller {
-            target: config.target.clone(),
-            interval: config.interval,
-            timeout: config.timeout,
-            max_body_bytes: config.max_body_bytes,
-            headers: config.headers.clone(),
-            credentials: config.auth.clone().map(|auth| {
+            target: request.target.clone(),
+            interval: settings.interval,
+            timeout: request.timeout,
+            max_body_bytes: request.max_body_bytes,
+            headers: request.headers.clone(),
+            credentials: request.auth.clone().map(|auth| {
                 let path = auth.file().to_path_buf();
                 let watched = match config::read_credentials(&auth, auth.setting()) {
                     Ok(value) => Watched::new(path, Some(value)),
@@ -419,10 +420,10 @@ impl Poller {
             mapping: Mapping {
                 metrics: Vec::new(),
             },
-            mapping_file: config
+            mapping_file: settings
                 .mapping_file
                 .clone()
-                .map(|path| Watched::new(path, config.mapping.clone())),
+                .map(|path| Watched::new(path, settings.mapping.clone())),
             polls: 0,
             failures: [0; REASONS.len()],
             mapping_errors: Vec::new(),
@@ -432,7 +433,7 @@ impl Poller {
             last_success: None,
             outage: None,
         };
-        poller.set_mapping(config.mapping.clone());
+        poller.set_mapping(settings.mapping.clone());
         poller
     }
 

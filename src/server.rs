@@ -9,10 +9,9 @@
 //! knows nothing about JSON or the HTTP client.
 
 use std::net::TcpListener;
-use std::path::PathBuf;
 use std::sync::{Mutex, PoisonError};
 
-use crate::config;
+use crate::config::{self, ServeSettings};
 use crate::exposition::{self, Format};
 use crate::http::{self, Limits, Request, Response};
 use crate::log;
@@ -20,16 +19,11 @@ use crate::poll::{self, Shared};
 use crate::process;
 use crate::watch::{Refresh, Watched};
 
-/// Serves on `listener` for ever. `openmetrics`: answer in OpenMetrics when the scraper
-/// prefers it (otherwise always text 0.0.4). `web_auth_file`: serve the metrics only to the
-/// users of this file (`WEB_BASIC_AUTH_FILE`).
-pub fn serve(
-    listener: TcpListener,
-    shared: Shared,
-    openmetrics: bool,
-    web_auth_file: Option<PathBuf>,
-) -> ! {
-    if let Some(path) = &web_auth_file {
+/// Serves on `listener` for ever, as `settings` say: OpenMetrics when the scraper prefers it
+/// (unless turned off), the metrics only to the users of `WEB_BASIC_AUTH_FILE` (when set).
+pub fn serve(listener: TcpListener, shared: Shared, settings: &ServeSettings) -> ! {
+    let openmetrics = settings.openmetrics;
+    if let Some(path) = &settings.web_auth_file {
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(path).map_or(0, |m| m.permissions().mode());
         if mode & 0o004 != 0 {
@@ -39,7 +33,7 @@ pub fn serve(
             );
         }
     }
-    let users = web_auth_file.map(|path| {
+    let users = settings.web_auth_file.clone().map(|path| {
         Mutex::new(match config::read_web_users(&path, "WEB_BASIC_AUTH_FILE") {
             Ok(users) => WebUsers::new(path, users),
             Err(_) => WebUsers::unread(path, Vec::new()),

@@ -4,6 +4,7 @@
 //! and the property tests under `tests/` can call the same functions the binary runs. The
 //! modules, what each owns and what each must not know, are listed in ARCHITECTURE.md.
 
+pub mod client;
 pub mod commands;
 pub mod config;
 pub mod demo;

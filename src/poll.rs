@@ -100,13 +100,9 @@ pub struct Poller {
 }
 
 impl Poller {
-    /// Sets up polling: reads the credentials and, with TARGET_CA_FILE, points the TLS library
-    /// at it through the environment. Call it before starting the other threads.
+    /// Sets up polling: reads the credentials, and takes the mapping in use at start-up.
     pub fn new(settings: &PollSettings) -> Poller {
         let request = &settings.request;
-        if let (Some(ca), true) = (&request.ca_file, request.target.https) {
-            client::trust_ca_file(ca);
-        }
         let mut poller = Poller {
             request: request.clone(),
             interval: settings.interval,

@@ -7,11 +7,11 @@
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener};
 use std::process::ExitCode;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use status_exporter::config::{self, Command, Config};
 use status_exporter::target::Target;
-use status_exporter::{client, commands, demo, log, poll, server};
+use status_exporter::{client, commands, demo, log, poll, server, snapshot};
 
 fn main() -> ExitCode {
     let command = config::parse(std::env::args_os().skip(1).collect(), |name| {
@@ -92,7 +92,7 @@ fn run(mut config: Config) -> Result<(), StartError> {
         )
     })?;
     let poller = poll::Poller::new(&config.poll);
-    let shared: poll::Shared = Arc::new(Mutex::new(Arc::new(poller.snapshot(&[]))));
+    let shared = snapshot::share(poller.snapshot(&[]));
     let for_poller = Arc::clone(&shared);
     std::thread::Builder::new()
         .name("poller".into())

@@ -1,46 +1,25 @@
-//! The poller: one thread that fetches the target's status document, maps it, and publishes an
-//! immutable [`Snapshot`] for the server to serve.
+//! The poller: one thread that polls the target on a schedule, maps its document, and publishes
+//! an immutable [`Snapshot`] for the server to serve.
 //!
-//! Owns the schedule (a random start offset, a capped back-off while the target fails), the
-//! credentials (re-read when their file changes), the exporter's own `status_exporter_*`
-//! metrics, poll state transitions and their log lines, and the reload of the mapping file.
-//! The request itself is the client's (`client.rs`). A scrape never waits on the target: the
-//! server only clones the `Arc` of the latest snapshot. Knows nothing about HTTP serving.
+//! Owns the schedule (a random start offset, fixed rate, a capped back-off while the target
+//! fails), the state between polls (counters, the last result) and the log lines of its
+//! transitions, the credentials (re-read when their file changes) and the reload of the mapping
+//! file. The request is the client's (`client.rs`), the rendering of the counters
+//! `own_metrics.rs`'s. A scrape never waits on a poll: the server only clones the `Arc` of the
+//! latest snapshot. Knows nothing about HTTP serving or how the target is reached.
 
-use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 
 use crate::client::{self, Failure, Reason};
-use crate::config::{self, Auth, PollSettings, RequestSettings, VERSION};
-use crate::exposition::{self, Family, Format, Kind};
+use crate::config::{self, Auth, PollSettings, RequestSettings};
+use crate::exposition::Family;
 use crate::log;
 use crate::mapping::{self, Mapping};
+use crate::own_metrics::{self, Figures};
+use crate::snapshot::{self, Shared, Snapshot};
 use crate::watch::{Refresh, Watched};
-
-/// What a scrape serves, rendered once per poll. Process metrics are added at scrape time.
-#[derive(Debug)]
-pub struct Snapshot {
-    /// A poll has succeeded since start-up.
-    pub ready: bool,
-    /// The target's and the exporter's own families in text format 0.0.4.
-    pub text: String,
-    /// The same families in OpenMetrics, without the closing `# EOF`.
-    pub openmetrics: String,
-}
-
-/// The latest snapshot, swapped by the poller. The lock is held only to clone or swap the Arc.
-pub type Shared = Arc<Mutex<Arc<Snapshot>>>;
-
-/// The latest snapshot. A poisoned lock still holds a complete snapshot, so it is used.
-pub fn latest(shared: &Shared) -> Arc<Snapshot> {
-    Arc::clone(&shared.lock().unwrap_or_else(PoisonError::into_inner))
-}
-
-fn publish(shared: &Shared, snapshot: Snapshot) {
-    *shared.lock().unwrap_or_else(PoisonError::into_inner) = Arc::new(snapshot);
-}
 
 /// Failed polls in a row after which the poller waits longer between polls.
 const BACKOFF_AFTER: u64 = 3;
@@ -289,94 +268,21 @@ impl Poller {
         poll_delay(self.interval, self.outage.map_or(0, |(_, failed)| failed))
     }
 
-    /// Renders the current state: the target's families if the last poll succeeded, then ours.
     /// Renders the state after a poll: the target's families `app` (empty unless the poll
     /// succeeded), then the exporter's own.
     pub fn snapshot(&self, app: &[Family]) -> Snapshot {
-        let own = self.own_families();
-        let render = |format| {
-            let mut out = String::with_capacity(4096);
-            exposition::render(app, format, &mut out);
-            exposition::render(&own, format, &mut out);
-            out
-        };
-        Snapshot {
-            ready: self.last_success.is_some(),
-            text: render(Format::Text),
-            openmetrics: render(Format::OpenMetrics),
-        }
-    }
-
-    fn own_families(&self) -> Vec<Family> {
-        let up = matches!(self.last, Some(Ok(_)));
-        let unix = |t: SystemTime| {
-            t.duration_since(UNIX_EPOCH)
-                .map_or(0.0, |d| d.as_secs_f64())
-        };
-        let mut failures = Family::new(
-            "status_exporter_poll_failures_total",
-            "Polls of the target that failed, by reason.",
-            Kind::Counter,
-        );
-        for (reason, count) in Reason::ALL.iter().zip(self.failures) {
-            failures.push(&[("reason", reason.label())], count as f64);
-        }
-        let mut mapping_errors = Family::new(
-            "status_exporter_mapping_errors_total",
-            "Samples skipped because the document had no usable value for them, by mapped metric.",
-            Kind::Counter,
-        );
-        for (name, count) in &self.mapping_errors {
-            mapping_errors.push(&[("metric", name)], *count as f64);
-        }
-        let mut build = Family::new(
-            "status_exporter_build_info",
-            "Version of status-exporter.",
-            Kind::Info,
-        );
-        build.push(&[("version", VERSION)], 1.0);
-        vec![
-            Family::single(
-                "status_exporter_up",
-                "1 if the last poll fetched and parsed the target's status document, 0 otherwise.",
-                Kind::Gauge,
-                f64::from(u8::from(up)),
-            ),
-            Family::single(
-                "status_exporter_last_success_timestamp_seconds",
-                "Unix time of the last successful poll, 0 before the first.",
-                Kind::Gauge,
-                self.last_success.map_or(0.0, unix),
-            ),
-            Family::single(
-                "status_exporter_poll_duration_seconds",
-                "Duration of the last poll (fetch, parse and map), 0 before the first.",
-                Kind::Gauge,
-                self.last_duration,
-            ),
-            Family::single(
-                "status_exporter_poll_interval_seconds",
-                "Time from the start of one poll to the start of the next: POLLING_INTERVAL_SECONDS, up to 4 times longer while backing off after 3 failed polls in a row.",
-                Kind::Gauge,
-                self.delay().as_secs_f64(),
-            ),
-            Family::single("status_exporter_polls_total", "Polls of the target.", Kind::Counter, self.polls as f64),
-            failures,
-            mapping_errors,
-            Family::single(
-                "status_exporter_config_last_reload_successful",
-                "1 if the last load of the mapping file succeeded (always 1 with the built-in mapping).",
-                Kind::Gauge,
-                f64::from(u8::from(!self.mapping_file.as_ref().is_some_and(|f| f.failing))),
-            ),
-            Family::single(
-                "status_exporter_credentials_last_reload_successful",
-                "1 if the last read of the credentials file succeeded (always 1 without credentials).",
-                Kind::Gauge,
-                f64::from(u8::from(!self.credentials.as_ref().is_some_and(|(_, f)| f.failing))),
-            ),
-            build,
-        ]
+        let own = own_metrics::families(&Figures {
+            up: matches!(self.last, Some(Ok(()))),
+            last_success: self.last_success,
+            last_duration: self.last_duration,
+            delay: self.delay(),
+            polls: self.polls,
+            failures: &self.failures,
+            mapping_errors: &self.mapping_errors,
+            mapping_loaded: !self.mapping_file.as_ref().is_some_and(|f| f.failing),
+            credentials_read: !self.credentials.as_ref().is_some_and(|(_, f)| f.failing),
+        });
+        Snapshot::render(self.last_success.is_some(), &[app, &own])
     }
 }
 
@@ -387,7 +293,7 @@ pub fn run(mut poller: Poller, shared: Shared) -> ! {
     std::thread::sleep(start_offset(poller.interval, random_fraction()));
     let mut next = Instant::now();
     loop {
-        publish(&shared, poller.poll());
+        snapshot::publish(&shared, poller.poll());
         next += poller.delay();
         let now = Instant::now();
         if next < now {

@@ -15,8 +15,8 @@ use crate::config::{self, ServeSettings};
 use crate::exposition::{self, Format};
 use crate::http::{self, Limits, Request, Response};
 use crate::log;
-use crate::poll::{self, Shared};
 use crate::process;
+use crate::snapshot::{self, Shared};
 use crate::watch::{Refresh, Watched};
 
 /// Serves on `listener` for ever, as `settings` say: OpenMetrics when the scraper prefers it
@@ -105,7 +105,7 @@ fn respond(
     }
     match request.path {
         "/-/healthy" => plain(200, "OK\n"),
-        "/-/ready" if poll::latest(shared).ready => plain(200, "OK\n"),
+        "/-/ready" if snapshot::latest(shared).ready => plain(200, "OK\n"),
         "/-/ready" => plain(503, "not ready: no successful poll of the target yet\n"),
         _ => {
             let format = if openmetrics {
@@ -132,7 +132,7 @@ fn plain(status: u16, body: &str) -> Response {
 
 /// The scrape body: the latest snapshot, then the process metrics read now.
 fn metrics(shared: &Shared, format: Format) -> String {
-    let snapshot = poll::latest(shared);
+    let snapshot = snapshot::latest(shared);
     let rendered = match format {
         Format::Text => &snapshot.text,
         Format::OpenMetrics => &snapshot.openmetrics,

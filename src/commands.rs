@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 
 use crate::config::Config;
 use crate::exposition;
+use crate::files;
 use crate::log;
 use crate::mapping;
 
@@ -83,8 +84,7 @@ pub fn summary(config: &Config) -> String {
         }
     );
     if let Some(path) = &config.serve.web_auth_file {
-        let users =
-            crate::config::read_web_users(path, "WEB_BASIC_AUTH_FILE").map_or(0, |u| u.len());
+        let users = files::read_web_users(path, "WEB_BASIC_AUTH_FILE").map_or(0, |u| u.len());
         let noun = if users == 1 { "user" } else { "users" };
         out += &format!("  basic auth:    {users} {noun} from {}\n", path.display());
     }

@@ -1,16 +1,18 @@
-//! Settings: command-line flags over environment variables over defaults, and the mapping file.
+//! Settings: command-line flags over environment variables over defaults.
 //!
-//! Owns `HELP`, [`Config`] (every field with its unit and default), [`parse`] of flags and
-//! environment into a [`Command`], and [`load_mapping`], which reads and validates a mapping
-//! file. Every bad value becomes a [`ConfigError`] that names the setting and the fix. Knows
-//! nothing about sockets or HTTP.
+//! Owns `HELP`, [`Config`] in one section per part that runs (every field with its unit and
+//! default), [`parse`] of flags and environment into a [`Command`], and the check of every
+//! value at start-up: a file that a setting names is read once through `files.rs`, which owns
+//! its format. Every bad value becomes a [`ConfigError`] that names the setting and the fix.
+//! Knows nothing about sockets, requests, or what the files read at run time hold.
 
 use std::ffi::OsString;
 use std::fmt;
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::files::{self, Auth, FileError};
 use crate::http;
 use crate::mapping::{self, Mapping};
 use crate::target::{self, Target, UrlError};
@@ -186,56 +188,6 @@ pub struct ServeSettings {
     pub web_auth_file: Option<PathBuf>,
 }
 
-/// Credentials for the target, kept in files so that they stay out of `ps`, the environment and
-/// the logs. Printed (`Display`) redacted.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Auth {
-    /// `Authorization: Bearer TOKEN`; TOKEN is the file's content without surrounding whitespace.
-    Bearer { token_file: PathBuf },
-    /// `Authorization: Basic base64(USER:PASSWORD)`; PASSWORD is the file's content without its
-    /// final line break.
-    Basic {
-        user: String,
-        password_file: PathBuf,
-    },
-}
-
-impl Auth {
-    /// The file holding the secret.
-    pub fn file(&self) -> &Path {
-        match self {
-            Auth::Bearer { token_file } => token_file,
-            Auth::Basic { password_file, .. } => password_file,
-        }
-    }
-
-    /// The variable that names the file, for messages.
-    pub fn setting(&self) -> &'static str {
-        match self {
-            Auth::Bearer { .. } => "TARGET_BEARER_TOKEN_FILE",
-            Auth::Basic { .. } => "TARGET_BASIC_AUTH_PASSWORD_FILE",
-        }
-    }
-}
-
-impl fmt::Display for Auth {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Auth::Bearer { token_file } => {
-                write!(f, "bearer token from {} (redacted)", token_file.display())
-            }
-            Auth::Basic {
-                user,
-                password_file,
-            } => write!(
-                f,
-                "basic auth as {user:?}, password from {} (redacted)",
-                password_file.display()
-            ),
-        }
-    }
-}
-
 /// What the command line asks for.
 #[derive(Debug, PartialEq)]
 pub enum Command {
@@ -257,8 +209,8 @@ pub enum ConfigError {
     },
     /// The command line itself is wrong (unknown flag, missing value).
     Usage(String),
-    /// The mapping file cannot be read or is invalid.
-    Mapping(String),
+    /// A file named by a setting cannot be read, or what it holds cannot be used.
+    File(FileError),
     /// A setting that cannot be used, as a whole message that names it and the fix (used where
     /// the value must not be printed, or where two settings conflict).
     Setting(String),
@@ -273,7 +225,8 @@ impl fmt::Display for ConfigError {
                 fix,
             } => write!(f, "{setting}: {value:?} {fix}"),
             ConfigError::Usage(message) => write!(f, "{message} (see --help)"),
-            ConfigError::Mapping(message) | ConfigError::Setting(message) => f.write_str(message),
+            ConfigError::Setting(message) => f.write_str(message),
+            ConfigError::File(e) => write!(f, "{e}"),
         }
     }
 }
@@ -467,14 +420,14 @@ pub fn parse(
     let web_auth_file = match web_auth {
         Some(raw) => {
             let path = PathBuf::from(&raw.value);
-            read_web_users(&path, &raw.name)?;
+            files::read_web_users(&path, &raw.name).map_err(ConfigError::File)?;
             Some(path)
         }
         None => None,
     };
     let mapping_file = file.map(|raw| PathBuf::from(raw.value));
     let mapping = match &mapping_file {
-        Some(path) => load_mapping(path)?,
+        Some(path) => files::read_mapping(path).map_err(ConfigError::File)?,
         None => mapping::builtin(),
     };
     let config = Config {
@@ -504,14 +457,6 @@ pub fn parse(
         (None, true) => Command::CheckConfig(config),
         (None, false) => Command::Serve(config),
     })
-}
-
-/// Reads and validates a mapping file.
-pub fn load_mapping(path: &Path) -> Result<Mapping, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        ConfigError::Mapping(format!("CONFIG_FILE: cannot read {}: {e}", path.display()))
-    })?;
-    mapping::parse(&text).map_err(|e| ConfigError::Mapping(format!("{}: {e}", path.display())))
 }
 
 /// Headers that the exporter or the connection sets: configuring them would send two `Host`
@@ -587,7 +532,7 @@ fn parse_auth(
             let auth = Auth::Bearer {
                 token_file: PathBuf::from(&bearer.value),
             };
-            read_credentials(&auth, &bearer.name)?;
+            files::read_credentials(&auth, &bearer.name).map_err(ConfigError::File)?;
             auth
         }
         (Some(bearer), Some(other), _) | (Some(bearer), None, Some(other)) => {
@@ -622,115 +567,11 @@ fn parse_auth(
                 user: user.value,
                 password_file: PathBuf::from(&password.value),
             };
-            read_credentials(&auth, &password.name)?;
+            files::read_credentials(&auth, &password.name).map_err(ConfigError::File)?;
             auth
         }
     };
     Ok(Some(auth))
-}
-
-/// Reads the credentials file of `auth` and returns the value of the `Authorization` header.
-/// `setting` names the file's setting in messages, which never show the file's content.
-pub fn read_credentials(auth: &Auth, setting: &str) -> Result<String, ConfigError> {
-    let path = auth.file();
-    let fail = |what: String| ConfigError::Setting(format!("{setting}: {}{what}", path.display()));
-    let bytes = std::fs::read(path).map_err(|e| fail(format!(": cannot read it: {e}")))?;
-    let end = bytes
-        .iter()
-        .rposition(|&b| b != b'\n' && b != b'\r')
-        .map_or(0, |i| i + 1);
-    let secret = &bytes[..end];
-    match auth {
-        Auth::Bearer { .. } => {
-            let start = secret
-                .iter()
-                .take_while(|b| b.is_ascii_whitespace())
-                .count();
-            let end = secret.len()
-                - secret
-                    .iter()
-                    .rev()
-                    .take_while(|b| b.is_ascii_whitespace())
-                    .count();
-            let token = &secret[start.min(end)..end];
-            if token.is_empty() {
-                return Err(fail(" is empty; write the token into it".into()));
-            }
-            if !token.iter().all(|b| b.is_ascii_graphic()) {
-                return Err(fail(
-                    " has more than a token in it (spaces, line breaks or non-ASCII characters); \
-                     write the token alone"
-                        .into(),
-                ));
-            }
-            let token = std::str::from_utf8(token).expect("ASCII is UTF-8");
-            Ok(format!("Bearer {token}"))
-        }
-        Auth::Basic { user, .. } => {
-            if secret.is_empty() {
-                return Err(fail(" is empty; write the password into it".into()));
-            }
-            let mut pair = Vec::with_capacity(user.len() + 1 + secret.len());
-            pair.extend_from_slice(user.as_bytes());
-            pair.push(b':');
-            pair.extend_from_slice(secret);
-            Ok(format!("Basic {}", base64(&pair)))
-        }
-    }
-}
-
-/// Reads the users of `WEB_BASIC_AUTH_FILE` and returns, for each, the credentials a client
-/// sends for it: base64 of `user:password` (RFC 7617), in file order. One user per line, split
-/// at the first colon: the password is the rest of the line (colons and spaces included, a
-/// final `\r` not). Empty lines and lines starting with `#` are skipped; a user may be listed
-/// more than once, so that a new password can be added before the old one is removed.
-/// `setting` names the file's setting in messages, which never show a password.
-pub fn read_web_users(path: &Path, setting: &str) -> Result<Vec<String>, ConfigError> {
-    let fail = |what: String| ConfigError::Setting(format!("{setting}: {}{what}", path.display()));
-    let bytes = std::fs::read(path).map_err(|e| fail(format!(": cannot read it: {e}")))?;
-    let mut users = Vec::new();
-    for (index, line) in bytes.split(|&b| b == b'\n').enumerate() {
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        if line.iter().all(u8::is_ascii_whitespace) || line.starts_with(b"#") {
-            continue;
-        }
-        let at = |what: &str| fail(format!(": line {}: {what}", index + 1));
-        let Some(colon) = line.iter().position(|&b| b == b':') else {
-            return Err(at("no colon; write user:password"));
-        };
-        let (user, password) = (&line[..colon], &line[colon + 1..]);
-        if user.is_empty() || password.is_empty() {
-            return Err(at("the user or the password is empty; write user:password"));
-        }
-        if line.iter().any(|b| b.is_ascii_control() && *b != b'\t') {
-            return Err(at("a control character; write user:password on one line"));
-        }
-        users.push(base64(line));
-    }
-    if users.is_empty() {
-        return Err(fail(" has no user; add a line user:password".into()));
-    }
-    Ok(users)
-}
-
-/// Standard base64 with padding (RFC 4648, section 4), for basic auth.
-fn base64(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let n = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |n, (i, &b)| n | u32::from(b) << (16 - 8 * i));
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(char::from(ALPHABET[(n >> (18 - 6 * i) & 63) as usize]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
 }
 
 /// Checks that the CA file can be used: an https:// target, a build with HTTPS, a readable file
@@ -816,6 +657,8 @@ fn parse_bool(raw: &Raw) -> Result<bool, ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing;
+    use std::path::Path;
 
     fn run(args: &[&str], env: &[(&str, &str)]) -> Result<Command, ConfigError> {
         let args = args.iter().map(OsString::from).collect();
@@ -1122,91 +965,9 @@ mod tests {
         );
     }
 
-    /// A file with this content in a fresh directory for the test; returns its path.
-    fn file(test: &str, content: &[u8]) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!(
-            "status-exporter-config-{}-{test}",
-            std::process::id()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("secret");
-        std::fs::write(&path, content).unwrap();
-        path
-    }
-
-    #[test]
-    fn base64_of_rfc_4648_and_7617() {
-        for (input, expected) in [
-            ("", ""),
-            ("f", "Zg=="),
-            ("fo", "Zm8="),
-            ("foo", "Zm9v"),
-            ("foob", "Zm9vYg=="),
-            ("fooba", "Zm9vYmE="),
-            ("foobar", "Zm9vYmFy"),
-            ("Aladdin:open sesame", "QWxhZGRpbjpvcGVuIHNlc2FtZQ=="),
-            ("test:123\u{a3}", "dGVzdDoxMjPCow=="),
-        ] {
-            assert_eq!(base64(input.as_bytes()), expected, "{input:?}");
-        }
-        assert_eq!(base64(&[0xff, 0xfe, 0xfd, 0xfc]), "//79/A==");
-    }
-
-    #[test]
-    fn credentials_from_files() {
-        fn check(auth: &Auth, content: &[u8], expected: Result<&str, &str>) {
-            std::fs::write(auth.file(), content).unwrap();
-            let got = read_credentials(auth, "SETTING").map_err(|e| e.to_string());
-            let path = auth.file().display().to_string();
-            let expected = expected
-                .map(String::from)
-                .map_err(|e| format!("SETTING: {path}{e}"));
-            assert_eq!(got, expected, "{content:?}");
-        }
-        let bearer = Auth::Bearer {
-            token_file: file("bearer", b""),
-        };
-        check(
-            &bearer,
-            b"abc.DEF-123_~+/==\n",
-            Ok("Bearer abc.DEF-123_~+/=="),
-        );
-        check(&bearer, b"  tok\r\n\r\n", Ok("Bearer tok"));
-        check(&bearer, b"tok", Ok("Bearer tok"));
-        let many = " has more than a token in it (spaces, line breaks or non-ASCII characters); \
-                    write the token alone";
-        check(&bearer, b"one two\n", Err(many));
-        check(&bearer, b"one\ntwo\n", Err(many));
-        check(&bearer, "t\u{f6}k".as_bytes(), Err(many));
-        check(&bearer, b"\n", Err(" is empty; write the token into it"));
-        let basic = Auth::Basic {
-            user: "Aladdin".into(),
-            password_file: file("basic", b""),
-        };
-        check(
-            &basic,
-            b"open sesame\n",
-            Ok("Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ=="),
-        );
-        check(
-            &basic,
-            b"open sesame",
-            Ok("Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ=="),
-        );
-        check(&basic, b" pass \r\n", Ok("Basic QWxhZGRpbjogcGFzcyA="));
-        check(&basic, b"\n", Err(" is empty; write the password into it"));
-        let missing = Auth::Bearer {
-            token_file: "/nonexistent/token".into(),
-        };
-        assert_eq!(
-            read_credentials(&missing, "TARGET_BEARER_TOKEN_FILE").map_err(|e| e.to_string()),
-            Err("TARGET_BEARER_TOKEN_FILE: /nonexistent/token: cannot read it: No such file or directory (os error 2)".into())
-        );
-    }
-
     #[test]
     fn credential_settings() {
-        let token = file("settings-token", b"tok\n");
+        let token = testing::file("config-settings-token", b"tok\n");
         let token = token.to_str().unwrap();
         let c = config(&[], &[("TARGET_BEARER_TOKEN_FILE", token)]);
         assert_eq!(
@@ -1281,8 +1042,8 @@ mod tests {
 
     #[test]
     fn https_targets() {
-        let ca = file(
-            "ca",
+        let ca = testing::file(
+            "config-ca",
             b"junk\n-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
         );
         let ca = ca.to_str().unwrap();
@@ -1300,7 +1061,7 @@ mod tests {
             );
             let c = config(&[], &[("TARGET_URL", "https://[::1]:8443")]);
             assert_eq!(c.poll.request.target.to_string(), "https://[::1]:8443/");
-            let not_pem = file("not-pem", b"\x30\x82\x01\x0a");
+            let not_pem = testing::file("config-not-pem", b"\x30\x82\x01\x0a");
             check_error(
                 &["--target-ca-file", not_pem.to_str().unwrap()],
                 &[url],
@@ -1337,45 +1098,7 @@ mod tests {
 
     #[test]
     fn web_basic_auth_file() {
-        fn check(content: &str, expected: Result<&[&str], &str>) {
-            let path = file("web-users", content.as_bytes());
-            let got = read_web_users(&path, "WEB_BASIC_AUTH_FILE").map_err(|e| e.to_string());
-            let expected = expected
-                .map(|users| users.iter().map(|u| base64(u.as_bytes())).collect())
-                .map_err(|e| e.replace("<file>", &path.display().to_string()));
-            assert_eq!(got, expected, "{content:?}");
-        }
-        check("prometheus:s3cret\n", Ok(&["prometheus:s3cret"]));
-        check(
-            "# who may scrape\r\n\r\nprometheus:old pass:word \r\nprometheus:new\n  \nme:x",
-            Ok(&["prometheus:old pass:word ", "prometheus:new", "me:x"]),
-        );
-        check(
-            "",
-            Err("WEB_BASIC_AUTH_FILE: <file> has no user; add a line user:password"),
-        );
-        check(
-            "# nobody\n",
-            Err("WEB_BASIC_AUTH_FILE: <file> has no user; add a line user:password"),
-        );
-        check(
-            "a:b\njust-a-password\n",
-            Err("WEB_BASIC_AUTH_FILE: <file>: line 2: no colon; write user:password"),
-        );
-        check(
-            ":secret",
-            Err("WEB_BASIC_AUTH_FILE: <file>: line 1: the user or the password is empty; write user:password"),
-        );
-        check(
-            "user:",
-            Err("WEB_BASIC_AUTH_FILE: <file>: line 1: the user or the password is empty; write user:password"),
-        );
-        check(
-            "user:pass\u{1b}word",
-            Err("WEB_BASIC_AUTH_FILE: <file>: line 1: a control character; write user:password on one line"),
-        );
-
-        let path = file("web-users-setting", b"prometheus:s3cret\n");
+        let path = testing::file("config-web-users-setting", b"prometheus:s3cret\n");
         let path = path.to_str().unwrap();
         let c = config(&[], &[("WEB_BASIC_AUTH_FILE", path)]);
         assert_eq!(c.serve.web_auth_file, Some(PathBuf::from(path)));

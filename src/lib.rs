@@ -9,6 +9,7 @@ pub mod commands;
 pub mod config;
 pub mod demo;
 pub mod exposition;
+pub mod files;
 pub mod http;
 pub mod log;
 pub mod mapping;
@@ -19,4 +20,6 @@ pub mod rng;
 pub mod server;
 pub mod snapshot;
 pub mod target;
+#[cfg(test)]
+mod testing;
 pub mod watch;

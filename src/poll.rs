@@ -13,13 +13,13 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use serde_json::Value;
 
 use crate::client::{self, Failure, Reason};
-use crate::config::{self, Auth, PollSettings, RequestSettings};
+use crate::config::{PollSettings, RequestSettings};
 use crate::exposition::Family;
+use crate::files::{Credentials, MappingFile};
 use crate::log;
 use crate::mapping::{self, Mapping};
 use crate::own_metrics::{self, Figures};
 use crate::snapshot::{self, Shared, Snapshot};
-use crate::watch::{Refresh, Watched};
 
 /// Failed polls in a row after which the poller waits longer between polls.
 const BACKOFF_AFTER: u64 = 3;
@@ -58,11 +58,11 @@ pub struct Poller {
     request: RequestSettings,
     /// The configured time between polls.
     interval: Duration,
-    /// The credentials (their `Authorization` value, None until a read succeeds) and their file.
-    credentials: Option<(Auth, Watched<Option<String>>)>,
+    /// The credentials, when there are any.
+    credentials: Option<Credentials>,
     mapping: Mapping,
     /// The mapping file (its last good mapping), when there is one.
-    mapping_file: Option<Watched<Mapping>>,
+    mapping_file: Option<MappingFile>,
     polls: u64,
     /// Failed polls, indexed by `Reason as usize`.
     failures: [u64; Reason::ALL.len()],
@@ -85,21 +85,14 @@ impl Poller {
         let mut poller = Poller {
             request: request.clone(),
             interval: settings.interval,
-            credentials: request.auth.clone().map(|auth| {
-                let path = auth.file().to_path_buf();
-                let watched = match config::read_credentials(&auth, auth.setting()) {
-                    Ok(value) => Watched::new(path, Some(value)),
-                    Err(_) => Watched::unread(path, None),
-                };
-                (auth, watched)
-            }),
+            credentials: request.auth.clone().map(Credentials::open),
             mapping: Mapping {
                 metrics: Vec::new(),
             },
             mapping_file: settings
                 .mapping_file
                 .clone()
-                .map(|path| Watched::new(path, settings.mapping.clone())),
+                .map(|path| MappingFile::new(path, settings.mapping.clone())),
             polls: 0,
             failures: [0; Reason::ALL.len()],
             mapping_errors: Vec::new(),
@@ -133,39 +126,11 @@ impl Poller {
     /// Re-reads the mapping file and the credentials if they changed on disk. A file that
     /// cannot be read or is broken keeps its last good value, and is reported once.
     fn reload_if_changed(&mut self) {
-        if let Some(file) = &mut self.mapping_file {
-            match file.refresh(config::load_mapping) {
-                Refresh::Read { changed: true, .. } => {
-                    let mapping = file.value.clone();
-                    log::info!(
-                        "mapping reloaded from {}: {} metrics",
-                        file.path.display(),
-                        mapping.metrics.len()
-                    );
-                    self.set_mapping(mapping);
-                }
-                Refresh::Failed(e) => {
-                    log::warn!("mapping not reloaded, the previous one stays in use: {e}")
-                }
-                Refresh::Read { .. } | Refresh::Unchanged => {}
-            }
+        if let Some(mapping) = self.mapping_file.as_mut().and_then(MappingFile::refresh) {
+            self.set_mapping(mapping);
         }
-        if let Some((auth, file)) = &mut self.credentials {
-            let had = file.value.is_some();
-            match file.refresh(|_| config::read_credentials(auth, auth.setting()).map(Some)) {
-                Refresh::Read { changed, recovered } if changed || recovered => {
-                    log::info!("credentials reloaded from {}", file.path.display())
-                }
-                Refresh::Failed(e) => {
-                    let kept = if had {
-                        "the previous credentials stay in use"
-                    } else {
-                        "requests go without credentials"
-                    };
-                    log::warn!("{e}; {kept} until the file can be read");
-                }
-                Refresh::Read { .. } | Refresh::Unchanged => {}
-            }
+        if let Some(credentials) = &mut self.credentials {
+            credentials.refresh();
         }
     }
 
@@ -175,7 +140,7 @@ impl Poller {
         let authorization = self
             .credentials
             .as_ref()
-            .and_then(|(_, file)| file.value.as_deref());
+            .and_then(Credentials::authorization);
         let started = Instant::now();
         let fetched = client::fetch(&self.request, authorization);
         let result = fetched.and_then(|body| {
@@ -279,8 +244,8 @@ impl Poller {
             polls: self.polls,
             failures: &self.failures,
             mapping_errors: &self.mapping_errors,
-            mapping_loaded: !self.mapping_file.as_ref().is_some_and(|f| f.failing),
-            credentials_read: !self.credentials.as_ref().is_some_and(|(_, f)| f.failing),
+            mapping_loaded: !self.mapping_file.as_ref().is_some_and(MappingFile::failing),
+            credentials_read: !self.credentials.as_ref().is_some_and(Credentials::failing),
         });
         Snapshot::render(self.last_success.is_some(), &[app, &own])
     }

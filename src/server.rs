@@ -11,66 +11,24 @@
 use std::net::TcpListener;
 use std::sync::{Mutex, PoisonError};
 
-use crate::config::{self, ServeSettings};
+use crate::config::ServeSettings;
 use crate::exposition::{self, Format};
+use crate::files::WebUsers;
 use crate::http::{self, Limits, Request, Response};
-use crate::log;
 use crate::process;
 use crate::snapshot::{self, Shared};
-use crate::watch::{Refresh, Watched};
 
 /// Serves on `listener` for ever, as `settings` say: OpenMetrics when the scraper prefers it
 /// (unless turned off), the metrics only to the users of `WEB_BASIC_AUTH_FILE` (when set).
 pub fn serve(listener: TcpListener, shared: Shared, settings: &ServeSettings) -> ! {
     let openmetrics = settings.openmetrics;
-    if let Some(path) = &settings.web_auth_file {
-        use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(path).map_or(0, |m| m.permissions().mode());
-        if mode & 0o004 != 0 {
-            log::warn!(
-                "WEB_BASIC_AUTH_FILE: {} is readable by every user of this host; chmod o-r it",
-                path.display()
-            );
-        }
-    }
-    let users = settings.web_auth_file.clone().map(|path| {
-        Mutex::new(match config::read_web_users(&path, "WEB_BASIC_AUTH_FILE") {
-            Ok(users) => WebUsers::new(path, users),
-            Err(_) => WebUsers::unread(path, Vec::new()),
-        })
-    });
+    let users = settings
+        .web_auth_file
+        .clone()
+        .map(|path| Mutex::new(WebUsers::open(path)));
     http::serve(listener, Limits::default(), move |request| {
         respond(request, &shared, openmetrics, users.as_ref())
     })
-}
-
-/// The users of `WEB_BASIC_AUTH_FILE`: what a client sends for each, base64 of
-/// `user:password`; empty (nobody is let in) until the file is readable.
-type WebUsers = Watched<Vec<String>>;
-
-/// Re-reads the users file if it changed (or the last read failed); a failed read keeps the
-/// users of the last good one.
-fn reload_users(users: &mut WebUsers) {
-    let had = !users.value.is_empty();
-    match users.refresh(|path| config::read_web_users(path, "WEB_BASIC_AUTH_FILE")) {
-        Refresh::Read { changed, recovered } if changed || recovered => {
-            let count = users.value.len();
-            log::info!(
-                "users reloaded from {} ({count} {})",
-                users.path.display(),
-                if count == 1 { "user" } else { "users" }
-            );
-        }
-        Refresh::Failed(e) => {
-            let kept = if had {
-                "the previous users stay in use"
-            } else {
-                "no one is let in"
-            };
-            log::warn!("{e}; {kept} until the file can be read");
-        }
-        Refresh::Read { .. } | Refresh::Unchanged => {}
-    }
 }
 
 fn respond(
@@ -88,8 +46,8 @@ fn respond(
     let protected = matches!(request.path, "/" | "/metrics");
     if let (true, Some(users)) = (protected, users) {
         let mut users = users.lock().unwrap_or_else(PoisonError::into_inner);
-        reload_users(&mut users);
-        if !authorized(request.header("authorization"), &users.value) {
+        users.refresh();
+        if !authorized(request.header("authorization"), users.credentials()) {
             let mut response = plain(401, "unauthorized: the metrics need basic authentication\n");
             response.headers.push((
                 "WWW-Authenticate",

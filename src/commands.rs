@@ -1,6 +1,7 @@
 //! What the exporter says about its settings: the start-up line, and the one-shot commands that
 //! help people write a mapping: `--check-config` prints what the settings and the mapping amount
-//! to, `--render FILE` shows the metrics a saved document gives. None touches the network.
+//! to, `--render FILE` shows the metrics a saved document gives. None touches the network:
+//! knows nothing about the client, the poller or HTTP.
 
 use std::io::Read;
 use std::net::SocketAddr;

@@ -6,7 +6,8 @@
 //! by a fixed read buffer of [`Limits::max_head_bytes`] per connection, and time by the header,
 //! idle and write timeouts. It knows nothing about routes, metrics, content types or what the
 //! handler does: the caller hands [`serve`] a function from [`Request`] to [`Response`], and this
-//! file owns the framing headers (`Content-Length`, `Connection`, `Date`) around it.
+//! file owns the framing headers (`Content-Length`, `Connection`, `Date`) around it. It also
+//! holds the HTTP token charset ([`is_token`]), which `config.rs` checks header names against.
 //!
 //! Deliberate choices, all answered with the error and `Connection: close`:
 //! - request bodies are never given to the handler: a `Content-Length` body up to

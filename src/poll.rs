@@ -1,12 +1,13 @@
 //! The poller: one thread that polls the target on a schedule, maps its document, and publishes
 //! an immutable [`Snapshot`] for the server to serve.
 //!
-//! Owns the schedule (a random start offset, fixed rate, a capped back-off while the target
-//! fails), the state between polls (counters, the last result) and the log lines of its
-//! transitions, the credentials (re-read when their file changes) and the reload of the mapping
-//! file. The request is the client's (`client.rs`), the rendering of the counters
-//! `own_metrics.rs`'s. A scrape never waits on a poll: the server only clones the `Arc` of the
-//! latest snapshot. Knows nothing about HTTP serving or how the target is reached.
+//! Owns [`Poller`]: the schedule (a random start offset, a fixed rate, a capped back-off while
+//! the target fails), the state between polls (counters, the last result) and the log lines of
+//! its transitions, and the mapping and credentials in use, brought up to date from their files
+//! before each poll. [`run`] is the poll loop. The request is `client.rs`'s, the files'
+//! formats and reload messages `files.rs`'s, the rendering of the counters `own_metrics.rs`'s.
+//! A scrape never waits on a poll: the server only clones the `Arc` of the latest snapshot.
+//! Knows nothing about HTTP serving or how the target is reached.
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 

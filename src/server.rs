@@ -3,10 +3,11 @@
 //!
 //! Owns the endpoints (`/metrics` and `/`, `/-/healthy`, `/-/ready`), the choice between
 //! text format 0.0.4 and OpenMetrics from the `Accept` header, and the check of the
-//! `Authorization` header against the users of `WEB_BASIC_AUTH_FILE` (re-read when it changes,
-//! compared in constant time). A scrape reads the latest snapshot (an `Arc` clone) and the
-//! process metrics, never the target. The HTTP/1.1 machinery itself is in `http.rs`; this file
-//! knows nothing about JSON or the HTTP client.
+//! `Authorization` header against the users of `WEB_BASIC_AUTH_FILE` (compared in constant
+//! time; the file is read, and re-read when it changes, by `files.rs`). A scrape reads the
+//! latest snapshot (an `Arc` clone) and the process metrics, never the target. The HTTP/1.1
+//! machinery itself is in `http.rs`; this file knows nothing about JSON, the target or its
+//! client.
 
 use std::net::TcpListener;
 use std::sync::{Mutex, PoisonError};

@@ -1,19 +1,21 @@
 //! What the exporter says about its settings: the start-up line, and the one-shot commands that
 //! help people write a mapping: `--check-config` prints what the settings and the mapping amount
-//! to, `--render FILE` shows the metrics a saved document gives. None touches the network.
+//! to, `--render FILE` shows the metrics a saved document gives. None touches the network:
+//! knows nothing about the client, the poller or HTTP.
 
 use std::io::Read;
 use std::net::SocketAddr;
 
 use crate::config::Config;
 use crate::exposition;
+use crate::files;
 use crate::log;
 use crate::mapping;
 
 /// Where the mapping comes from, for the start-up line and `--check-config`.
 pub fn mapping_source(config: &Config) -> String {
-    let count = config.mapping.metrics.len();
-    match &config.mapping_file {
+    let count = config.poll.mapping.metrics.len();
+    match &config.poll.mapping_file {
         Some(path) => format!("{} ({count} metrics)", path.display()),
         None => format!("built-in ({count} metrics)"),
     }
@@ -21,11 +23,12 @@ pub fn mapping_source(config: &Config) -> String {
 
 /// The start-up line: version, listen address and the effective settings (secrets redacted).
 pub fn startup_line(config: &Config, local: SocketAddr) -> String {
-    let request: String = crate::config::request_settings(config)
+    let request: String = crate::config::request_settings(&config.poll.request)
         .iter()
         .map(|(label, value)| format!("; {label}: {value}"))
         .collect();
     let web_auth = config
+        .serve
         .web_auth_file
         .as_ref()
         .map_or_else(String::new, |path| {
@@ -34,13 +37,13 @@ pub fn startup_line(config: &Config, local: SocketAddr) -> String {
     format!(
         "status-exporter {} listening on {local}; polling {}{} every {:?} (timeout {:?}, at most {} bytes){request}; mapping: {}; OpenMetrics: {}{web_auth}",
         crate::config::VERSION,
-        config.target,
+        config.poll.request.target,
         if config.demo { " (demo target)" } else { "" },
-        config.interval,
-        config.timeout,
-        config.max_body_bytes,
+        config.poll.interval,
+        config.poll.request.timeout,
+        config.poll.request.max_body_bytes,
         mapping_source(config),
-        if config.openmetrics { "when asked for" } else { "off" },
+        if config.serve.openmetrics { "when asked for" } else { "off" },
     )
 }
 
@@ -48,12 +51,13 @@ pub fn startup_line(config: &Config, local: SocketAddr) -> String {
 pub fn summary(config: &Config) -> String {
     let mut out = String::new();
     let listen = config
+        .serve
         .listen_address
         .map_or_else(|| "all interfaces".to_string(), |ip| ip.to_string());
     out += "settings are valid\n";
     out += &format!(
         "  target:        {}{}\n",
-        config.target,
+        config.poll.request.target,
         if config.demo {
             " (replaced by the demo target)"
         } else {
@@ -62,29 +66,31 @@ pub fn summary(config: &Config) -> String {
     );
     out += &format!(
         "  interval:      {:?}\n  timeout:       {:?}\n",
-        config.interval, config.timeout
+        config.poll.interval, config.poll.request.timeout
     );
-    out += &format!("  max document:  {} bytes\n", config.max_body_bytes);
-    for (label, value) in crate::config::request_settings(config) {
+    out += &format!(
+        "  max document:  {} bytes\n",
+        config.poll.request.max_body_bytes
+    );
+    for (label, value) in crate::config::request_settings(&config.poll.request) {
         out += &format!("  {:15}{value}\n", format!("{label}:"));
     }
-    out += &format!("  listen:        {listen} port {}\n", config.port);
+    out += &format!("  listen:        {listen} port {}\n", config.serve.port);
     out += &format!(
         "  openmetrics:   {}\n",
-        if config.openmetrics {
+        if config.serve.openmetrics {
             "when asked for"
         } else {
             "off"
         }
     );
-    if let Some(path) = &config.web_auth_file {
-        let users =
-            crate::config::read_web_users(path, "WEB_BASIC_AUTH_FILE").map_or(0, |u| u.len());
+    if let Some(path) = &config.serve.web_auth_file {
+        let users = files::read_web_users(path, "WEB_BASIC_AUTH_FILE").map_or(0, |u| u.len());
         let noun = if users == 1 { "user" } else { "users" };
         out += &format!("  basic auth:    {users} {noun} from {}\n", path.display());
     }
     out += &format!("  mapping:       {}\n", mapping_source(config));
-    for metric in &config.mapping.metrics {
+    for metric in &config.poll.mapping.metrics {
         let kind = match &metric.kind {
             mapping::MetricKind::Gauge => "gauge".to_string(),
             mapping::MetricKind::Counter => "counter".to_string(),
@@ -113,10 +119,10 @@ pub fn render(config: &Config, file: &str) -> Result<(), String> {
         std::fs::read(file).map(|bytes| text = bytes)
     };
     read.map_err(|e| format!("--render: cannot read {file}: {e}"))?;
-    let doc = mapping::parse_document(&config.mapping, &text)
+    let doc = mapping::parse_document(&config.poll.mapping, &text)
         .map_err(|e| format!("--render: {file} is not a JSON document: {e}"))?;
-    let applied = mapping::apply(&config.mapping, &doc);
-    for (metric, skipped) in config.mapping.metrics.iter().zip(&applied.errors) {
+    let applied = mapping::apply(&config.poll.mapping, &doc);
+    for (metric, skipped) in config.poll.mapping.metrics.iter().zip(&applied.errors) {
         if let Some(first) = &skipped.first {
             log::warn!(
                 "mapping: {}: {} sample(s) skipped, first: {first}",

@@ -1,17 +1,21 @@
-//! Settings: command-line flags over environment variables over defaults, and the mapping file.
+//! Settings: command-line flags over environment variables over defaults.
 //!
-//! Owns `HELP`, [`Config`] (every field with its unit and default), [`parse`] of flags and
-//! environment into a [`Command`], and [`load_mapping`], which reads and validates a mapping
-//! file. Every bad value becomes a [`ConfigError`] that names the setting and the fix. Knows
-//! nothing about sockets or HTTP.
+//! Owns `HELP`, [`Config`] in one section per part that runs (every field with its unit and
+//! default), [`parse`] of flags and environment into a [`Command`], and the check of every
+//! value at start-up: a file that a setting names is read once through `files.rs`, which owns
+//! its format. Every bad value becomes a [`ConfigError`] that names the setting and the fix.
+//! Knows nothing about sockets, requests, or what the files read at run time hold.
 
 use std::ffi::OsString;
 use std::fmt;
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::files::{self, Auth, FileError};
+use crate::http;
 use crate::mapping::{self, Mapping};
+use crate::target::{self, Target, UrlError};
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -121,17 +125,41 @@ EXIT STATUS:
     1 when the exporter cannot start (port in use). A failing target never ends the process.
 ";
 
-/// Everything the exporter needs to run, after defaults, environment and flags.
+/// Everything the exporter needs to run, after defaults, environment and flags: one section for
+/// each part that runs, handed to it whole.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Config {
+    /// What the poller needs (`poll::Poller::new`).
+    pub poll: PollSettings,
+    /// What the server needs (`server::serve`), and where it listens.
+    pub serve: ServeSettings,
+    /// Start the embedded demo target and poll it instead of the target. `--demo`, default
+    /// false.
+    pub demo: bool,
+}
+
+/// How often the target is polled, how, and what its document is mapped to.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PollSettings {
     /// Time between the starts of two polls. POLLING_INTERVAL_SECONDS, default 5 s.
     pub interval: Duration,
-    /// Limit for one poll: connect, request, response. TARGET_TIMEOUT_SECONDS, default 80% of
-    /// the interval, at most 10 s.
-    pub timeout: Duration,
+    /// What each poll asks of the target.
+    pub request: RequestSettings,
+    /// The mapping file. CONFIG_FILE, default None: the built-in mapping.
+    pub mapping_file: Option<PathBuf>,
+    /// The mapping in use at start-up (the file's, or the built-in one).
+    pub mapping: Mapping,
+}
+
+/// What a request to the target is made of.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RequestSettings {
     /// The status document polled. TARGET_URL, or TARGET_HOST/TARGET_PORT/TARGET_METRICS,
     /// default http://localhost:8000/status. Replaced by the demo target with `--demo`.
     pub target: Target,
+    /// Limit for one poll: connect, request, response. TARGET_TIMEOUT_SECONDS, default 80% of
+    /// the interval, at most 10 s.
+    pub timeout: Duration,
     /// Largest response body accepted, bytes. TARGET_MAX_BYTES, default 8 MiB.
     pub max_body_bytes: usize,
     /// Extra request headers (name, value), in the order given; validated, no two with the same
@@ -143,106 +171,21 @@ pub struct Config {
     /// PEM file of the CA certificates trusted for an https:// target, instead of the system's.
     /// TARGET_CA_FILE, default None: the system's CA certificates.
     pub ca_file: Option<PathBuf>,
+}
+
+/// Where the exporter listens and how it answers.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ServeSettings {
     /// Address to bind. LISTEN_ADDRESS, default None: all interfaces.
     pub listen_address: Option<IpAddr>,
     /// Port to listen on, 0 for any free port. EXPORTER_PORT, default 9877.
     pub port: u16,
-    /// The mapping file. CONFIG_FILE, default None: the built-in mapping.
-    pub mapping_file: Option<PathBuf>,
-    /// The mapping in use at start-up (the file's, or the built-in one).
-    pub mapping: Mapping,
     /// Answer in OpenMetrics when the scraper prefers it. OPENMETRICS, default true.
     pub openmetrics: bool,
     /// File of `user:password` lines; when set, the metrics are served only to requests with
     /// basic auth matching one of them. WEB_BASIC_AUTH_FILE, default None: no authentication.
     /// Holds the file name, never the passwords.
     pub web_auth_file: Option<PathBuf>,
-    /// Start the embedded demo target and poll it. `--demo`, default false.
-    pub demo: bool,
-}
-
-/// Where the status document is: `http://{host}:{port}{path}`, or `https://` with `https`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Target {
-    /// TLS (`https://`); only possible in a build with the `https` feature.
-    pub https: bool,
-    /// Host name or IP address (IPv6 without brackets).
-    pub host: String,
-    pub port: u16,
-    /// Path and query, starting with `/`.
-    pub path: String,
-}
-
-impl Target {
-    /// `http://` or `https://`.
-    pub fn scheme(&self) -> &'static str {
-        if self.https {
-            "https://"
-        } else {
-            "http://"
-        }
-    }
-}
-
-impl fmt::Display for Target {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let scheme = self.scheme();
-        if self.host.contains(':') {
-            write!(f, "{scheme}[{}]:{}{}", self.host, self.port, self.path)
-        } else {
-            write!(f, "{scheme}{}:{}{}", self.host, self.port, self.path)
-        }
-    }
-}
-
-/// Credentials for the target, kept in files so that they stay out of `ps`, the environment and
-/// the logs. Printed (`Display`) redacted.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Auth {
-    /// `Authorization: Bearer TOKEN`; TOKEN is the file's content without surrounding whitespace.
-    Bearer { token_file: PathBuf },
-    /// `Authorization: Basic base64(USER:PASSWORD)`; PASSWORD is the file's content without its
-    /// final line break.
-    Basic {
-        user: String,
-        password_file: PathBuf,
-    },
-}
-
-impl Auth {
-    /// The file holding the secret.
-    pub fn file(&self) -> &Path {
-        match self {
-            Auth::Bearer { token_file } => token_file,
-            Auth::Basic { password_file, .. } => password_file,
-        }
-    }
-
-    /// The variable that names the file, for messages.
-    pub fn setting(&self) -> &'static str {
-        match self {
-            Auth::Bearer { .. } => "TARGET_BEARER_TOKEN_FILE",
-            Auth::Basic { .. } => "TARGET_BASIC_AUTH_PASSWORD_FILE",
-        }
-    }
-}
-
-impl fmt::Display for Auth {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Auth::Bearer { token_file } => {
-                write!(f, "bearer token from {} (redacted)", token_file.display())
-            }
-            Auth::Basic {
-                user,
-                password_file,
-            } => write!(
-                f,
-                "basic auth as {user:?}, password from {} (redacted)",
-                password_file.display()
-            ),
-        }
-    }
 }
 
 /// What the command line asks for.
@@ -266,8 +209,8 @@ pub enum ConfigError {
     },
     /// The command line itself is wrong (unknown flag, missing value).
     Usage(String),
-    /// The mapping file cannot be read or is invalid.
-    Mapping(String),
+    /// A file named by a setting cannot be read, or what it holds cannot be used.
+    File(FileError),
     /// A setting that cannot be used, as a whole message that names it and the fix (used where
     /// the value must not be printed, or where two settings conflict).
     Setting(String),
@@ -282,7 +225,8 @@ impl fmt::Display for ConfigError {
                 fix,
             } => write!(f, "{setting}: {value:?} {fix}"),
             ConfigError::Usage(message) => write!(f, "{message} (see --help)"),
-            ConfigError::Mapping(message) | ConfigError::Setting(message) => f.write_str(message),
+            ConfigError::Setting(message) => f.write_str(message),
+            ConfigError::File(e) => write!(f, "{e}"),
         }
     }
 }
@@ -299,6 +243,20 @@ impl Raw {
             setting: self.name.clone(),
             value: self.value.clone(),
             fix: fix.into(),
+        }
+    }
+
+    /// The error for a value that is not a URL or a URL path; the value shown is the part at
+    /// fault.
+    fn invalid_url(&self, error: UrlError) -> ConfigError {
+        let value = match &error {
+            UrlError::Path(path) => path.clone(),
+            _ => self.value.clone(),
+        };
+        ConfigError::Invalid {
+            setting: self.name.clone(),
+            value,
+            fix: error.to_string(),
         }
     }
 }
@@ -384,7 +342,7 @@ pub fn parse(
         None => interval.mul_f64(0.8).min(Duration::from_secs(10)),
     };
     let target = match url {
-        Some(raw) => parse_url(&raw)?,
+        Some(raw) => Target::parse(&raw.value).map_err(|e| raw.invalid_url(e))?,
         None => Target {
             host: host.map_or_else(|| "localhost".to_string(), |raw| raw.value),
             port: match target_port {
@@ -392,7 +350,7 @@ pub fn parse(
                 None => 8000,
             },
             path: match path {
-                Some(raw) => normalize_path(&raw)?,
+                Some(raw) => target::path(&raw.value).map_err(|e| raw.invalid_url(e))?,
                 None => "/status".to_string(),
             },
             https: false,
@@ -462,30 +420,36 @@ pub fn parse(
     let web_auth_file = match web_auth {
         Some(raw) => {
             let path = PathBuf::from(&raw.value);
-            read_web_users(&path, &raw.name)?;
+            files::read_web_users(&path, &raw.name).map_err(ConfigError::File)?;
             Some(path)
         }
         None => None,
     };
     let mapping_file = file.map(|raw| PathBuf::from(raw.value));
     let mapping = match &mapping_file {
-        Some(path) => load_mapping(path)?,
+        Some(path) => files::read_mapping(path).map_err(ConfigError::File)?,
         None => mapping::builtin(),
     };
     let config = Config {
-        interval,
-        timeout,
-        target,
-        max_body_bytes,
-        headers,
-        auth,
-        ca_file,
-        listen_address,
-        port,
-        mapping_file,
-        mapping,
-        openmetrics,
-        web_auth_file,
+        poll: PollSettings {
+            interval,
+            request: RequestSettings {
+                target,
+                timeout,
+                max_body_bytes,
+                headers,
+                auth,
+                ca_file,
+            },
+            mapping_file,
+            mapping,
+        },
+        serve: ServeSettings {
+            listen_address,
+            port,
+            openmetrics,
+            web_auth_file,
+        },
         demo,
     };
     Ok(match (render, check) {
@@ -493,14 +457,6 @@ pub fn parse(
         (None, true) => Command::CheckConfig(config),
         (None, false) => Command::Serve(config),
     })
-}
-
-/// Reads and validates a mapping file.
-pub fn load_mapping(path: &Path) -> Result<Mapping, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        ConfigError::Mapping(format!("CONFIG_FILE: cannot read {}: {e}", path.display()))
-    })?;
-    mapping::parse(&text).map_err(|e| ConfigError::Mapping(format!("{}: {e}", path.display())))
 }
 
 /// Headers that the exporter or the connection sets: configuring them would send two `Host`
@@ -539,7 +495,7 @@ fn parse_headers<'a>(
             value: name.to_string(),
             fix: fix.to_string(),
         };
-        if name.is_empty() || !name.bytes().all(is_token_byte) {
+        if !http::is_token(name) {
             return Err(invalid(
                 "is not a header name (letters, digits and !#$%&'*+-.^_`|~, no spaces)",
             ));
@@ -565,11 +521,6 @@ fn parse_headers<'a>(
     Ok(headers)
 }
 
-/// A character of an HTTP token (RFC 9110, section 5.6.2), as in header names.
-fn is_token_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
-}
-
 fn parse_auth(
     bearer: Option<Raw>,
     user: Option<Raw>,
@@ -581,7 +532,7 @@ fn parse_auth(
             let auth = Auth::Bearer {
                 token_file: PathBuf::from(&bearer.value),
             };
-            read_credentials(&auth, &bearer.name)?;
+            files::read_credentials(&auth, &bearer.name).map_err(ConfigError::File)?;
             auth
         }
         (Some(bearer), Some(other), _) | (Some(bearer), None, Some(other)) => {
@@ -616,115 +567,11 @@ fn parse_auth(
                 user: user.value,
                 password_file: PathBuf::from(&password.value),
             };
-            read_credentials(&auth, &password.name)?;
+            files::read_credentials(&auth, &password.name).map_err(ConfigError::File)?;
             auth
         }
     };
     Ok(Some(auth))
-}
-
-/// Reads the credentials file of `auth` and returns the value of the `Authorization` header.
-/// `setting` names the file's setting in messages, which never show the file's content.
-pub fn read_credentials(auth: &Auth, setting: &str) -> Result<String, ConfigError> {
-    let path = auth.file();
-    let fail = |what: String| ConfigError::Setting(format!("{setting}: {}{what}", path.display()));
-    let bytes = std::fs::read(path).map_err(|e| fail(format!(": cannot read it: {e}")))?;
-    let end = bytes
-        .iter()
-        .rposition(|&b| b != b'\n' && b != b'\r')
-        .map_or(0, |i| i + 1);
-    let secret = &bytes[..end];
-    match auth {
-        Auth::Bearer { .. } => {
-            let start = secret
-                .iter()
-                .take_while(|b| b.is_ascii_whitespace())
-                .count();
-            let end = secret.len()
-                - secret
-                    .iter()
-                    .rev()
-                    .take_while(|b| b.is_ascii_whitespace())
-                    .count();
-            let token = &secret[start.min(end)..end];
-            if token.is_empty() {
-                return Err(fail(" is empty; write the token into it".into()));
-            }
-            if !token.iter().all(|b| b.is_ascii_graphic()) {
-                return Err(fail(
-                    " has more than a token in it (spaces, line breaks or non-ASCII characters); \
-                     write the token alone"
-                        .into(),
-                ));
-            }
-            let token = std::str::from_utf8(token).expect("ASCII is UTF-8");
-            Ok(format!("Bearer {token}"))
-        }
-        Auth::Basic { user, .. } => {
-            if secret.is_empty() {
-                return Err(fail(" is empty; write the password into it".into()));
-            }
-            let mut pair = Vec::with_capacity(user.len() + 1 + secret.len());
-            pair.extend_from_slice(user.as_bytes());
-            pair.push(b':');
-            pair.extend_from_slice(secret);
-            Ok(format!("Basic {}", base64(&pair)))
-        }
-    }
-}
-
-/// Reads the users of `WEB_BASIC_AUTH_FILE` and returns, for each, the credentials a client
-/// sends for it: base64 of `user:password` (RFC 7617), in file order. One user per line, split
-/// at the first colon: the password is the rest of the line (colons and spaces included, a
-/// final `\r` not). Empty lines and lines starting with `#` are skipped; a user may be listed
-/// more than once, so that a new password can be added before the old one is removed.
-/// `setting` names the file's setting in messages, which never show a password.
-pub fn read_web_users(path: &Path, setting: &str) -> Result<Vec<String>, ConfigError> {
-    let fail = |what: String| ConfigError::Setting(format!("{setting}: {}{what}", path.display()));
-    let bytes = std::fs::read(path).map_err(|e| fail(format!(": cannot read it: {e}")))?;
-    let mut users = Vec::new();
-    for (index, line) in bytes.split(|&b| b == b'\n').enumerate() {
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        if line.iter().all(u8::is_ascii_whitespace) || line.starts_with(b"#") {
-            continue;
-        }
-        let at = |what: &str| fail(format!(": line {}: {what}", index + 1));
-        let Some(colon) = line.iter().position(|&b| b == b':') else {
-            return Err(at("no colon; write user:password"));
-        };
-        let (user, password) = (&line[..colon], &line[colon + 1..]);
-        if user.is_empty() || password.is_empty() {
-            return Err(at("the user or the password is empty; write user:password"));
-        }
-        if line.iter().any(|b| b.is_ascii_control() && *b != b'\t') {
-            return Err(at("a control character; write user:password on one line"));
-        }
-        users.push(base64(line));
-    }
-    if users.is_empty() {
-        return Err(fail(" has no user; add a line user:password".into()));
-    }
-    Ok(users)
-}
-
-/// Standard base64 with padding (RFC 4648, section 4), for basic auth.
-fn base64(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let n = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |n, (i, &b)| n | u32::from(b) << (16 - 8 * i));
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(char::from(ALPHABET[(n >> (18 - 6 * i) & 63) as usize]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
 }
 
 /// Checks that the CA file can be used: an https:// target, a build with HTTPS, a readable file
@@ -763,19 +610,19 @@ fn parse_ca_file(raw: &Raw, target: &Target) -> Result<PathBuf, ConfigError> {
 
 /// The request settings beyond the URL, for the start-up line and `--check-config`: (label,
 /// description) pairs, secrets and header values left out.
-pub fn request_settings(config: &Config) -> Vec<(&'static str, String)> {
+pub fn request_settings(request: &RequestSettings) -> Vec<(&'static str, String)> {
     let mut out = Vec::new();
-    if !config.headers.is_empty() {
-        let names: Vec<&str> = config.headers.iter().map(|(n, _)| n.as_str()).collect();
+    if !request.headers.is_empty() {
+        let names: Vec<&str> = request.headers.iter().map(|(n, _)| n.as_str()).collect();
         out.push((
             "headers",
             format!("{} (values not shown)", names.join(", ")),
         ));
     }
-    if let Some(auth) = &config.auth {
+    if let Some(auth) = &request.auth {
         out.push(("credentials", auth.to_string()));
     }
-    if let Some(ca) = &config.ca_file {
+    if let Some(ca) = &request.ca_file {
         out.push((
             "CA file",
             format!("{} (instead of the system's)", ca.display()),
@@ -807,637 +654,5 @@ fn parse_bool(raw: &Raw) -> Result<bool, ConfigError> {
     }
 }
 
-fn normalize_path(raw: &Raw) -> Result<String, ConfigError> {
-    let path = raw.value.trim();
-    if path.contains(|c: char| c.is_whitespace() || c.is_control() || c == '#') {
-        return Err(raw.invalid("is not a URL path (no spaces or #; percent-encode them)"));
-    }
-    Ok(if path.starts_with('/') {
-        path.to_string()
-    } else {
-        format!("/{path}")
-    })
-}
-
-fn parse_url(raw: &Raw) -> Result<Target, ConfigError> {
-    let (https, rest) = if let Some(rest) = raw.value.strip_prefix("http://") {
-        (false, rest)
-    } else if let Some(rest) = raw.value.strip_prefix("https://") {
-        if !cfg!(feature = "https") {
-            return Err(raw.invalid(
-                "is an https:// URL, and this build has no HTTPS support; build with --features https",
-            ));
-        }
-        (true, rest)
-    } else {
-        return Err(
-            raw.invalid("must start with http:// or https:// (e.g. http://localhost:8000/status)")
-        );
-    };
-    let split = rest.find(['/', '?']).unwrap_or(rest.len());
-    let (authority, path) = rest.split_at(split);
-    if authority.contains('@') {
-        return Err(
-            raw.invalid("has credentials in it, which are not supported; remove user:password@")
-        );
-    }
-    let (host, port) = match authority.strip_prefix('[') {
-        Some(v6) => match v6.split_once(']') {
-            Some((host, "")) => (host, None),
-            Some((host, port)) if port.starts_with(':') => (host, Some(&port[1..])),
-            _ => return Err(raw.invalid("has a malformed [IPv6] host")),
-        },
-        None => match authority.split_once(':') {
-            Some((host, port)) => (host, Some(port)),
-            None => (authority, None),
-        },
-    };
-    if host.is_empty()
-        || host.contains(|c: char| c.is_whitespace() || c == ':' && !authority.starts_with('['))
-    {
-        return Err(raw.invalid("has no valid host (e.g. http://localhost:8000/status)"));
-    }
-    let port = match port {
-        Some(port) => match port.parse::<u16>() {
-            Ok(p) if p > 0 => p,
-            _ => return Err(raw.invalid("has an invalid port (1-65535)")),
-        },
-        None if https => 443,
-        None => 80,
-    };
-    let path = Raw {
-        name: raw.name.clone(),
-        value: if path.is_empty() {
-            "/".into()
-        } else {
-            path.into()
-        },
-    };
-    Ok(Target {
-        https,
-        host: host.to_string(),
-        port,
-        path: normalize_path(&path)?,
-    })
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn run(args: &[&str], env: &[(&str, &str)]) -> Result<Command, ConfigError> {
-        let args = args.iter().map(OsString::from).collect();
-        parse(args, |name| {
-            env.iter()
-                .find(|(k, _)| *k == name)
-                .map(|(_, v)| v.to_string())
-        })
-    }
-
-    fn config(args: &[&str], env: &[(&str, &str)]) -> Config {
-        match run(args, env) {
-            Ok(Command::Serve(config)) => config,
-            other => panic!("expected a config, got {other:?}"),
-        }
-    }
-
-    /// Checks the one-line error for bad settings.
-    fn check_error(args: &[&str], env: &[(&str, &str)], expected: &str) {
-        match run(args, env) {
-            Err(e) => assert_eq!(e.to_string(), expected),
-            Ok(c) => panic!("expected an error, got {c:?}"),
-        }
-    }
-
-    #[test]
-    fn defaults_match_the_tutorial() {
-        let c = config(&[], &[]);
-        assert_eq!(c.interval, Duration::from_secs(5));
-        assert_eq!(c.timeout, Duration::from_secs(4));
-        assert_eq!(c.target.to_string(), "http://localhost:8000/status");
-        assert_eq!(c.port, 9877);
-        assert_eq!(c.listen_address, None);
-        assert_eq!(c.mapping, mapping::builtin());
-        assert!(c.openmetrics && !c.demo);
-        assert_eq!(c.max_body_bytes, 8 << 20);
-    }
-
-    #[test]
-    fn environment_and_flags() {
-        let env = [
-            ("POLLING_INTERVAL_SECONDS", "0.5"),
-            ("EXPORTER_PORT", "9100"),
-            ("TARGET_HOST", "10.0.0.7"),
-            ("TARGET_PORT", "8080"),
-            ("TARGET_METRICS", "api/health?full=1"),
-            ("LISTEN_ADDRESS", "::1"),
-            ("OPENMETRICS", "false"),
-        ];
-        let c = config(&[], &env);
-        assert_eq!(c.interval, Duration::from_millis(500));
-        assert_eq!(c.timeout, Duration::from_millis(400));
-        assert_eq!(c.port, 9100);
-        assert_eq!(
-            c.target.to_string(),
-            "http://10.0.0.7:8080/api/health?full=1"
-        );
-        assert_eq!(c.listen_address, Some("::1".parse().unwrap()));
-        assert!(!c.openmetrics);
-        let c = config(
-            &[
-                "--exporter-port",
-                "9200",
-                "--target-metrics=/status",
-                "--polling-interval-seconds",
-                "60",
-            ],
-            &env,
-        );
-        assert_eq!((c.port, c.target.path.as_str()), (9200, "/status"));
-        assert_eq!(
-            c.timeout,
-            Duration::from_secs(10),
-            "default timeout is capped at 10 s"
-        );
-        let c = config(
-            &["--target-url", "http://[::1]:81/s"],
-            &[("TARGET_HOST", "ignored"), ("EXPORTER_PORT", "")],
-        );
-        assert_eq!(
-            (
-                c.target.host.as_str(),
-                c.target.port,
-                c.target.path.as_str(),
-                c.port
-            ),
-            ("::1", 81, "/s", 9877)
-        );
-        assert_eq!(c.target.to_string(), "http://[::1]:81/s");
-        let c = config(
-            &["--target-timeout-seconds", "2.5"],
-            &[("TARGET_URL", "http://example.org")],
-        );
-        assert_eq!(
-            (c.timeout, c.target.to_string()),
-            (
-                Duration::from_millis(2500),
-                "http://example.org:80/".to_string()
-            )
-        );
-        assert!(!config(&["--no-openmetrics"], &[("OPENMETRICS", "true")]).openmetrics);
-    }
-
-    #[test]
-    fn commands() {
-        assert_eq!(run(&["--help"], &[]), Ok(Command::Help));
-        assert_eq!(
-            run(&["-V"], &[("EXPORTER_PORT", "bad")]),
-            Ok(Command::Version)
-        );
-        assert!(matches!(
-            run(&["--check-config"], &[]),
-            Ok(Command::CheckConfig(_))
-        ));
-        assert!(matches!(run(&["--render", "-"], &[]), Ok(Command::Render(_, f)) if f == "-"));
-        assert!(matches!(run(&["--demo"], &[]), Ok(Command::Serve(c)) if c.demo));
-    }
-
-    #[test]
-    fn bad_settings_name_the_setting_and_the_fix() {
-        check_error(
-            &[],
-            &[("EXPORTER_PORT", "abc")],
-            r#"EXPORTER_PORT: "abc" is not a port number (0-65535)"#,
-        );
-        check_error(
-            &["--exporter-port", "70000"],
-            &[],
-            r#"--exporter-port: "70000" is not a port number (0-65535)"#,
-        );
-        check_error(
-            &[],
-            &[("TARGET_PORT", "0")],
-            r#"TARGET_PORT: "0" is not a port number (1-65535)"#,
-        );
-        let interval = "is not a number of seconds between 0.1 and 86400 (e.g. 5 or 0.5)";
-        check_error(
-            &[],
-            &[("POLLING_INTERVAL_SECONDS", "0")],
-            &format!(r#"POLLING_INTERVAL_SECONDS: "0" {interval}"#),
-        );
-        check_error(
-            &[],
-            &[("POLLING_INTERVAL_SECONDS", "-1")],
-            &format!(r#"POLLING_INTERVAL_SECONDS: "-1" {interval}"#),
-        );
-        check_error(
-            &[],
-            &[("POLLING_INTERVAL_SECONDS", "NaN")],
-            &format!(r#"POLLING_INTERVAL_SECONDS: "NaN" {interval}"#),
-        );
-        check_error(
-            &[],
-            &[("POLLING_INTERVAL_SECONDS", "5s")],
-            &format!(r#"POLLING_INTERVAL_SECONDS: "5s" {interval}"#),
-        );
-        check_error(
-            &[],
-            &[("TARGET_URL", "localhost:8000/status")],
-            r#"TARGET_URL: "localhost:8000/status" must start with http:// or https:// (e.g. http://localhost:8000/status)"#,
-        );
-        check_error(
-            &[],
-            &[("TARGET_URL", "http://:80/")],
-            r#"TARGET_URL: "http://:80/" has no valid host (e.g. http://localhost:8000/status)"#,
-        );
-        check_error(
-            &[],
-            &[("TARGET_URL", "http://h:x/")],
-            r#"TARGET_URL: "http://h:x/" has an invalid port (1-65535)"#,
-        );
-        check_error(
-            &[],
-            &[("TARGET_URL", "http://u:p@h/")],
-            r#"TARGET_URL: "http://u:p@h/" has credentials in it, which are not supported; remove user:password@"#,
-        );
-        check_error(
-            &[],
-            &[("TARGET_HOST", "a b")],
-            r#"TARGET_HOST: "a b" is not a host name or IP address"#,
-        );
-        check_error(
-            &[],
-            &[("LISTEN_ADDRESS", "localhost")],
-            r#"LISTEN_ADDRESS: "localhost" is not an IP address (e.g. 127.0.0.1, 0.0.0.0, ::)"#,
-        );
-        check_error(
-            &[],
-            &[("OPENMETRICS", "maybe")],
-            r#"OPENMETRICS: "maybe" is not true or false"#,
-        );
-        check_error(
-            &[],
-            &[("TARGET_MAX_BYTES", "10")],
-            r#"TARGET_MAX_BYTES: "10" is not a byte count of at least 1024"#,
-        );
-        check_error(
-            &["--bogus"],
-            &[],
-            r#"unknown flag "--bogus", or a flag given twice (see --help)"#,
-        );
-        check_error(
-            &["--exporter-port"],
-            &[],
-            "--exporter-port needs a value (see --help)",
-        );
-        check_error(
-            &["extra"],
-            &[],
-            r#"unexpected argument "extra" (see --help)"#,
-        );
-        check_error(
-            &["--config-file", "/nonexistent/m.json"],
-            &[],
-            "CONFIG_FILE: cannot read /nonexistent/m.json: No such file or directory (os error 2)",
-        );
-    }
-
-    #[test]
-    fn request_headers() {
-        fn check(args: &[&str], env: &[(&str, &str)], expected: &[(&str, &str)]) {
-            let got = config(args, env).headers;
-            let got: Vec<(&str, &str)> = got.iter().map(|(n, v)| (&**n, &**v)).collect();
-            assert_eq!(got, expected, "{args:?} {env:?}");
-        }
-        check(&[], &[], &[]);
-        check(
-            &["--target-header=X-Api-Key: abc"],
-            &[],
-            &[("X-Api-Key", "abc")],
-        );
-        check(
-            &[
-                "--target-header",
-                "Accept:text/json",
-                "--target-header",
-                "X-A:  a; b=c  ",
-            ],
-            &[("TARGET_HEADERS", "X-Ignored: 1")],
-            &[("Accept", "text/json"), ("X-A", "a; b=c")],
-        );
-        check(
-            &[],
-            &[("TARGET_HEADERS", "X-A: 1\r\n\n  \nX-B: two: 2\nX-Empty:")],
-            &[("X-A", "1"), ("X-B", "two: 2"), ("X-Empty", "")],
-        );
-        check(
-            &[],
-            &[("TARGET_HEADERS", "X-Tab: a\tb")],
-            &[("X-Tab", "a\tb")],
-        );
-
-        let header = |h: &str| -> String {
-            match run(&["--target-header", h], &[]) {
-                Err(e) => e.to_string(),
-                Ok(c) => panic!("{h:?} accepted: {c:?}"),
-            }
-        };
-        assert_eq!(
-            header("X-Api-Key secret"),
-            r#"--target-header: header 1 has no colon; write NAME: VALUE (e.g. "X-Api-Key: abc")"#
-        );
-        assert_eq!(
-            header("X Api: secret"),
-            r#"--target-header: "X Api" is not a header name (letters, digits and !#$%&'*+-.^_`|~, no spaces)"#
-        );
-        assert_eq!(
-            header(": secret"),
-            r#"--target-header: "" is not a header name (letters, digits and !#$%&'*+-.^_`|~, no spaces)"#
-        );
-        assert_eq!(
-            header("X-Key: sec\u{0}ret"),
-            r#"--target-header: the value of "X-Key" has a line break or another control character; a value is one line"#
-        );
-        assert_eq!(
-            header("X-Key: sec\rret"),
-            r#"--target-header: the value of "X-Key" has a line break or another control character; a value is one line"#
-        );
-        for managed in ["Host", "content-length", "Transfer-Encoding", "Connection"] {
-            assert_eq!(
-                header(&format!("{managed}: x")),
-                format!("--target-header: {managed:?} is set by the exporter; remove it")
-            );
-        }
-        check_error(
-            &[],
-            &[("TARGET_HEADERS", "X-A: 1\nx-a: 2")],
-            r#"TARGET_HEADERS: "x-a" is given twice; give it once, with the values separated by commas"#,
-        );
-        check_error(
-            &[],
-            &[("TARGET_HEADERS", "X-A: 1\nsecret")],
-            r#"TARGET_HEADERS: header 2 has no colon; write NAME: VALUE (e.g. "X-Api-Key: abc")"#,
-        );
-    }
-
-    /// A file with this content in a fresh directory for the test; returns its path.
-    fn file(test: &str, content: &[u8]) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!(
-            "status-exporter-config-{}-{test}",
-            std::process::id()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("secret");
-        std::fs::write(&path, content).unwrap();
-        path
-    }
-
-    #[test]
-    fn base64_of_rfc_4648_and_7617() {
-        for (input, expected) in [
-            ("", ""),
-            ("f", "Zg=="),
-            ("fo", "Zm8="),
-            ("foo", "Zm9v"),
-            ("foob", "Zm9vYg=="),
-            ("fooba", "Zm9vYmE="),
-            ("foobar", "Zm9vYmFy"),
-            ("Aladdin:open sesame", "QWxhZGRpbjpvcGVuIHNlc2FtZQ=="),
-            ("test:123\u{a3}", "dGVzdDoxMjPCow=="),
-        ] {
-            assert_eq!(base64(input.as_bytes()), expected, "{input:?}");
-        }
-        assert_eq!(base64(&[0xff, 0xfe, 0xfd, 0xfc]), "//79/A==");
-    }
-
-    #[test]
-    fn credentials_from_files() {
-        fn check(auth: &Auth, content: &[u8], expected: Result<&str, &str>) {
-            std::fs::write(auth.file(), content).unwrap();
-            let got = read_credentials(auth, "SETTING").map_err(|e| e.to_string());
-            let path = auth.file().display().to_string();
-            let expected = expected
-                .map(String::from)
-                .map_err(|e| format!("SETTING: {path}{e}"));
-            assert_eq!(got, expected, "{content:?}");
-        }
-        let bearer = Auth::Bearer {
-            token_file: file("bearer", b""),
-        };
-        check(
-            &bearer,
-            b"abc.DEF-123_~+/==\n",
-            Ok("Bearer abc.DEF-123_~+/=="),
-        );
-        check(&bearer, b"  tok\r\n\r\n", Ok("Bearer tok"));
-        check(&bearer, b"tok", Ok("Bearer tok"));
-        let many = " has more than a token in it (spaces, line breaks or non-ASCII characters); \
-                    write the token alone";
-        check(&bearer, b"one two\n", Err(many));
-        check(&bearer, b"one\ntwo\n", Err(many));
-        check(&bearer, "t\u{f6}k".as_bytes(), Err(many));
-        check(&bearer, b"\n", Err(" is empty; write the token into it"));
-        let basic = Auth::Basic {
-            user: "Aladdin".into(),
-            password_file: file("basic", b""),
-        };
-        check(
-            &basic,
-            b"open sesame\n",
-            Ok("Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ=="),
-        );
-        check(
-            &basic,
-            b"open sesame",
-            Ok("Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ=="),
-        );
-        check(&basic, b" pass \r\n", Ok("Basic QWxhZGRpbjogcGFzcyA="));
-        check(&basic, b"\n", Err(" is empty; write the password into it"));
-        let missing = Auth::Bearer {
-            token_file: "/nonexistent/token".into(),
-        };
-        assert_eq!(
-            read_credentials(&missing, "TARGET_BEARER_TOKEN_FILE").map_err(|e| e.to_string()),
-            Err("TARGET_BEARER_TOKEN_FILE: /nonexistent/token: cannot read it: No such file or directory (os error 2)".into())
-        );
-    }
-
-    #[test]
-    fn credential_settings() {
-        let token = file("settings-token", b"tok\n");
-        let token = token.to_str().unwrap();
-        let c = config(&[], &[("TARGET_BEARER_TOKEN_FILE", token)]);
-        assert_eq!(
-            c.auth,
-            Some(Auth::Bearer {
-                token_file: token.into()
-            })
-        );
-        assert_eq!(
-            c.auth.unwrap().to_string(),
-            format!("bearer token from {token} (redacted)")
-        );
-        let c = config(
-            &[
-                "--target-basic-auth-user",
-                "bob",
-                "--target-basic-auth-password-file",
-                token,
-            ],
-            &[("TARGET_HEADERS", "X-Api-Key: k")],
-        );
-        assert_eq!(
-            request_settings(&c),
-            [
-                ("headers", "X-Api-Key (values not shown)".to_string()),
-                (
-                    "credentials",
-                    format!(r#"basic auth as "bob", password from {token} (redacted)"#)
-                ),
-            ]
-        );
-        check_error(
-            &["--target-bearer-token-file", token],
-            &[("TARGET_BASIC_AUTH_USER", "bob")],
-            "--target-bearer-token-file and TARGET_BASIC_AUTH_USER are both set; use one kind of credentials",
-        );
-        check_error(
-            &[],
-            &[("TARGET_BASIC_AUTH_USER", "bob")],
-            "TARGET_BASIC_AUTH_USER needs TARGET_BASIC_AUTH_PASSWORD_FILE (or --target-basic-auth-password-file): the file that holds the password",
-        );
-        check_error(
-            &[],
-            &[("TARGET_BASIC_AUTH_PASSWORD_FILE", token)],
-            "TARGET_BASIC_AUTH_PASSWORD_FILE needs TARGET_BASIC_AUTH_USER (or --target-basic-auth-user): the user name",
-        );
-        check_error(
-            &[],
-            &[
-                ("TARGET_BASIC_AUTH_USER", "a:b"),
-                ("TARGET_BASIC_AUTH_PASSWORD_FILE", token),
-            ],
-            r#"TARGET_BASIC_AUTH_USER: "a:b" has a colon, which basic auth does not allow in a user name"#,
-        );
-        check_error(
-            &["--target-header", "authorization: Bearer x"],
-            &[("TARGET_BEARER_TOKEN_FILE", token)],
-            r#"--target-header: "authorization" conflicts with the credentials from TARGET_BEARER_TOKEN_FILE; remove one of them"#,
-        );
-        check_error(
-            &[],
-            &[("TARGET_BEARER_TOKEN_FILE", "/nonexistent/token")],
-            "TARGET_BEARER_TOKEN_FILE: /nonexistent/token: cannot read it: No such file or directory (os error 2)",
-        );
-        // An Authorization header alone is allowed (its value is not shown either).
-        let c = config(&["--target-header", "Authorization: Token t"], &[]);
-        assert_eq!(c.headers, [("Authorization".into(), "Token t".into())]);
-    }
-
-    #[test]
-    fn https_targets() {
-        let ca = file(
-            "ca",
-            b"junk\n-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
-        );
-        let ca = ca.to_str().unwrap();
-        let url = ("TARGET_URL", "https://app.internal/status");
-        if cfg!(feature = "https") {
-            let c = config(&["--target-ca-file", ca], &[url]);
-            assert_eq!(c.target.to_string(), "https://app.internal:443/status");
-            assert_eq!(c.ca_file.as_deref(), Some(Path::new(ca)));
-            assert_eq!(
-                request_settings(&c),
-                [("CA file", format!("{ca} (instead of the system's)"))]
-            );
-            let c = config(&[], &[("TARGET_URL", "https://[::1]:8443")]);
-            assert_eq!(c.target.to_string(), "https://[::1]:8443/");
-            let not_pem = file("not-pem", b"\x30\x82\x01\x0a");
-            check_error(
-                &["--target-ca-file", not_pem.to_str().unwrap()],
-                &[url],
-                &format!(
-                    "--target-ca-file: {} has no PEM certificate (-----BEGIN CERTIFICATE-----) in it; \
-                     convert a DER file with `openssl x509 -inform der -in FILE`",
-                    not_pem.display()
-                ),
-            );
-            check_error(
-                &[],
-                &[("TARGET_CA_FILE", "/nonexistent/ca.pem"), url],
-                "TARGET_CA_FILE: cannot read /nonexistent/ca.pem: No such file or directory (os error 2)",
-            );
-            check_error(
-                &[],
-                &[("TARGET_CA_FILE", ca)],
-                "TARGET_CA_FILE: only used for an https:// target, and the target is \
-                 http://localhost:8000/status; use an https:// TARGET_URL or remove TARGET_CA_FILE",
-            );
-        } else {
-            check_error(
-                &[],
-                &[url],
-                r#"TARGET_URL: "https://app.internal/status" is an https:// URL, and this build has no HTTPS support; build with --features https"#,
-            );
-            check_error(
-                &[],
-                &[("TARGET_CA_FILE", ca)],
-                "TARGET_CA_FILE: this build has no HTTPS support; build with --features https",
-            );
-        }
-    }
-
-    #[test]
-    fn web_basic_auth_file() {
-        fn check(content: &str, expected: Result<&[&str], &str>) {
-            let path = file("web-users", content.as_bytes());
-            let got = read_web_users(&path, "WEB_BASIC_AUTH_FILE").map_err(|e| e.to_string());
-            let expected = expected
-                .map(|users| users.iter().map(|u| base64(u.as_bytes())).collect())
-                .map_err(|e| e.replace("<file>", &path.display().to_string()));
-            assert_eq!(got, expected, "{content:?}");
-        }
-        check("prometheus:s3cret\n", Ok(&["prometheus:s3cret"]));
-        check(
-            "# who may scrape\r\n\r\nprometheus:old pass:word \r\nprometheus:new\n  \nme:x",
-            Ok(&["prometheus:old pass:word ", "prometheus:new", "me:x"]),
-        );
-        check(
-            "",
-            Err("WEB_BASIC_AUTH_FILE: <file> has no user; add a line user:password"),
-        );
-        check(
-            "# nobody\n",
-            Err("WEB_BASIC_AUTH_FILE: <file> has no user; add a line user:password"),
-        );
-        check(
-            "a:b\njust-a-password\n",
-            Err("WEB_BASIC_AUTH_FILE: <file>: line 2: no colon; write user:password"),
-        );
-        check(
-            ":secret",
-            Err("WEB_BASIC_AUTH_FILE: <file>: line 1: the user or the password is empty; write user:password"),
-        );
-        check(
-            "user:",
-            Err("WEB_BASIC_AUTH_FILE: <file>: line 1: the user or the password is empty; write user:password"),
-        );
-        check(
-            "user:pass\u{1b}word",
-            Err("WEB_BASIC_AUTH_FILE: <file>: line 1: a control character; write user:password on one line"),
-        );
-
-        let path = file("web-users-setting", b"prometheus:s3cret\n");
-        let path = path.to_str().unwrap();
-        let c = config(&[], &[("WEB_BASIC_AUTH_FILE", path)]);
-        assert_eq!(c.web_auth_file, Some(PathBuf::from(path)));
-        let c = config(&["--web-basic-auth-file", path], &[]);
-        assert_eq!(c.web_auth_file, Some(PathBuf::from(path)));
-        assert_eq!(config(&[], &[]).web_auth_file, None);
-        check_error(
-            &["--web-basic-auth-file=/nonexistent/users"],
-            &[],
-            "--web-basic-auth-file: /nonexistent/users: cannot read it: No such file or directory (os error 2)",
-        );
-    }
-}
+mod tests;

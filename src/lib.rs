@@ -4,15 +4,22 @@
 //! and the property tests under `tests/` can call the same functions the binary runs. The
 //! modules, what each owns and what each must not know, are listed in ARCHITECTURE.md.
 
+pub mod client;
 pub mod commands;
 pub mod config;
 pub mod demo;
 pub mod exposition;
+pub mod files;
 pub mod http;
 pub mod log;
 pub mod mapping;
+pub mod own_metrics;
 pub mod poll;
 pub mod process;
 pub mod rng;
 pub mod server;
+pub mod snapshot;
+pub mod target;
+#[cfg(test)]
+mod testing;
 pub mod watch;

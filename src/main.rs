@@ -1,16 +1,17 @@
 //! status-exporter: polls a JSON status page and serves its values as Prometheus metrics.
 //!
 //! `main` maps the outcome of [`run`] to an exit code; `run` wires the parts of the library
-//! together: parse the settings, bind the port, start the poller thread, serve. See
-//! ARCHITECTURE.md.
+//! together: set the process-wide state (before any thread starts), start the demo target,
+//! bind the port, start the poller thread, serve. See ARCHITECTURE.md.
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener};
 use std::process::ExitCode;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use status_exporter::config::{self, Command, Config, Target};
-use status_exporter::{commands, demo, log, poll, server};
+use status_exporter::config::{self, Command, Config};
+use status_exporter::target::Target;
+use status_exporter::{client, commands, demo, log, poll, server, snapshot};
 
 fn main() -> ExitCode {
     let command = config::parse(std::env::args_os().skip(1).collect(), |name| {
@@ -73,31 +74,45 @@ impl fmt::Display for StartError {
 }
 
 fn run(mut config: Config) -> Result<(), StartError> {
+    set_process_state(&config);
     if config.demo {
         let addr = demo::start().map_err(StartError::Demo)?;
-        config.target = Target {
+        config.poll.request.target = Target {
             https: false,
             host: addr.ip().to_string(),
             port: addr.port(),
             path: "/status".into(),
         };
     }
-    let listener = bind(config.listen_address, config.port)?;
+    let listener = bind(config.serve.listen_address, config.serve.port)?;
     let local = listener.local_addr().map_err(|e| {
         StartError::Bind(
-            SocketAddr::new(Ipv6Addr::UNSPECIFIED.into(), config.port),
+            SocketAddr::new(Ipv6Addr::UNSPECIFIED.into(), config.serve.port),
             e,
         )
     })?;
-    let poller = poll::Poller::new(&config);
-    let shared: poll::Shared = Arc::new(Mutex::new(Arc::new(poller.snapshot(&[]))));
+    let poller = poll::Poller::new(&config.poll);
+    let shared = snapshot::share(poller.snapshot(&[]));
     let for_poller = Arc::clone(&shared);
     std::thread::Builder::new()
         .name("poller".into())
         .spawn(move || poll::run(poller, for_poller))
         .map_err(StartError::Thread)?;
     log::info!("{}", commands::startup_line(&config, local));
-    server::serve(listener, shared, config.openmetrics, config.web_auth_file)
+    server::serve(listener, shared, &config.serve)
+}
+
+/// Sets what the whole process shares, before any thread starts: changing the environment
+/// while another thread may read it is undefined behaviour on Linux (`set_var` is `unsafe` in
+/// edition 2024). Today that is the CA file the TLS library trusts, for an https:// target with
+/// TARGET_CA_FILE (never for the demo target, which is http://).
+fn set_process_state(config: &Config) {
+    let request = &config.poll.request;
+    if let Some(ca) = &request.ca_file {
+        if request.target.https && !config.demo {
+            client::trust_ca_file(ca);
+        }
+    }
 }
 
 /// Binds the given address, or all interfaces: IPv6 and IPv4 where the host has IPv6,

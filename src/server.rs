@@ -3,80 +3,33 @@
 //!
 //! Owns the endpoints (`/metrics` and `/`, `/-/healthy`, `/-/ready`), the choice between
 //! text format 0.0.4 and OpenMetrics from the `Accept` header, and the check of the
-//! `Authorization` header against the users of `WEB_BASIC_AUTH_FILE` (re-read when it changes,
-//! compared in constant time). A scrape reads the latest snapshot (an `Arc` clone) and the
-//! process metrics, never the target. The HTTP/1.1 machinery itself is in `http.rs`; this file
-//! knows nothing about JSON or the HTTP client.
+//! `Authorization` header against the users of `WEB_BASIC_AUTH_FILE` (compared in constant
+//! time; the file is read, and re-read when it changes, by `files.rs`). A scrape reads the
+//! latest snapshot (an `Arc` clone) and the process metrics, never the target. The HTTP/1.1
+//! machinery itself is in `http.rs`; this file knows nothing about JSON, the target or its
+//! client.
 
 use std::net::TcpListener;
-use std::path::PathBuf;
 use std::sync::{Mutex, PoisonError};
 
-use crate::config;
+use crate::config::ServeSettings;
 use crate::exposition::{self, Format};
+use crate::files::WebUsers;
 use crate::http::{self, Limits, Request, Response};
-use crate::log;
-use crate::poll::{self, Shared};
 use crate::process;
-use crate::watch::{Refresh, Watched};
+use crate::snapshot::{self, Shared};
 
-/// Serves on `listener` for ever. `openmetrics`: answer in OpenMetrics when the scraper
-/// prefers it (otherwise always text 0.0.4). `web_auth_file`: serve the metrics only to the
-/// users of this file (`WEB_BASIC_AUTH_FILE`).
-pub fn serve(
-    listener: TcpListener,
-    shared: Shared,
-    openmetrics: bool,
-    web_auth_file: Option<PathBuf>,
-) -> ! {
-    if let Some(path) = &web_auth_file {
-        use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(path).map_or(0, |m| m.permissions().mode());
-        if mode & 0o004 != 0 {
-            log::warn!(
-                "WEB_BASIC_AUTH_FILE: {} is readable by every user of this host; chmod o-r it",
-                path.display()
-            );
-        }
-    }
-    let users = web_auth_file.map(|path| {
-        Mutex::new(match config::read_web_users(&path, "WEB_BASIC_AUTH_FILE") {
-            Ok(users) => WebUsers::new(path, users),
-            Err(_) => WebUsers::unread(path, Vec::new()),
-        })
-    });
+/// Serves on `listener` for ever, as `settings` say: OpenMetrics when the scraper prefers it
+/// (unless turned off), the metrics only to the users of `WEB_BASIC_AUTH_FILE` (when set).
+pub fn serve(listener: TcpListener, shared: Shared, settings: &ServeSettings) -> ! {
+    let openmetrics = settings.openmetrics;
+    let users = settings
+        .web_auth_file
+        .clone()
+        .map(|path| Mutex::new(WebUsers::open(path)));
     http::serve(listener, Limits::default(), move |request| {
         respond(request, &shared, openmetrics, users.as_ref())
     })
-}
-
-/// The users of `WEB_BASIC_AUTH_FILE`: what a client sends for each, base64 of
-/// `user:password`; empty (nobody is let in) until the file is readable.
-type WebUsers = Watched<Vec<String>>;
-
-/// Re-reads the users file if it changed (or the last read failed); a failed read keeps the
-/// users of the last good one.
-fn reload_users(users: &mut WebUsers) {
-    let had = !users.value.is_empty();
-    match users.refresh(|path| config::read_web_users(path, "WEB_BASIC_AUTH_FILE")) {
-        Refresh::Read { changed, recovered } if changed || recovered => {
-            let count = users.value.len();
-            log::info!(
-                "users reloaded from {} ({count} {})",
-                users.path.display(),
-                if count == 1 { "user" } else { "users" }
-            );
-        }
-        Refresh::Failed(e) => {
-            let kept = if had {
-                "the previous users stay in use"
-            } else {
-                "no one is let in"
-            };
-            log::warn!("{e}; {kept} until the file can be read");
-        }
-        Refresh::Read { .. } | Refresh::Unchanged => {}
-    }
 }
 
 fn respond(
@@ -94,8 +47,8 @@ fn respond(
     let protected = matches!(request.path, "/" | "/metrics");
     if let (true, Some(users)) = (protected, users) {
         let mut users = users.lock().unwrap_or_else(PoisonError::into_inner);
-        reload_users(&mut users);
-        if !authorized(request.header("authorization"), &users.value) {
+        users.refresh();
+        if !authorized(request.header("authorization"), users.credentials()) {
             let mut response = plain(401, "unauthorized: the metrics need basic authentication\n");
             response.headers.push((
                 "WWW-Authenticate",
@@ -111,7 +64,7 @@ fn respond(
     }
     match request.path {
         "/-/healthy" => plain(200, "OK\n"),
-        "/-/ready" if poll::latest(shared).ready => plain(200, "OK\n"),
+        "/-/ready" if snapshot::latest(shared).ready => plain(200, "OK\n"),
         "/-/ready" => plain(503, "not ready: no successful poll of the target yet\n"),
         _ => {
             let format = if openmetrics {
@@ -138,7 +91,7 @@ fn plain(status: u16, body: &str) -> Response {
 
 /// The scrape body: the latest snapshot, then the process metrics read now.
 fn metrics(shared: &Shared, format: Format) -> String {
-    let snapshot = poll::latest(shared);
+    let snapshot = snapshot::latest(shared);
     let rendered = match format {
         Format::Text => &snapshot.text,
         Format::OpenMetrics => &snapshot.openmetrics,

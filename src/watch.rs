@@ -2,8 +2,8 @@
 //! the web users file.
 //!
 //! Owns when a file is read again ([`Watched::refresh`]), what a failed read leaves (the last
-//! good value) and when a failure is worth a report. Callers say how to read the file and what
-//! to log; this module knows nothing about what the files hold.
+//! good value) and when a failure is worth a report. Callers (`files.rs`) say how to read the
+//! file and what to log; this module knows nothing about what the files hold.
 //!
 //! Three rules, for files that people and tools write in every way there is:
 //! - **A version is read once it has settled.** A shell redirect or a truncating editor empties

@@ -1,6 +1,7 @@
 use std::fs::{self, File};
 
 use super::*;
+use crate::testing;
 
 /// Reads a file as text; content starting with "bad" is an error that quotes it.
 fn read(path: &Path) -> Result<String, String> {
@@ -9,17 +10,6 @@ fn read(path: &Path) -> Result<String, String> {
         Some(_) => Err(format!("bad: {text}")),
         None => Ok(text),
     }
-}
-
-/// A fresh directory for one test.
-fn dir(test: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "status-exporter-watch-{}-{test}",
-        std::process::id()
-    ));
-    let _ = fs::remove_dir_all(&dir);
-    fs::create_dir_all(&dir).unwrap();
-    dir
 }
 
 /// Writes `content` to `path` in place (truncate, then write), with the modification time
@@ -53,7 +43,7 @@ const CHANGED: Refresh<String> = Refresh::Read {
 
 #[test]
 fn reads_a_settled_version_once() {
-    let dir = dir("settled");
+    let dir = testing::dir("watch-settled");
     let path = dir.join("file");
     write(&path, "one", OLD);
     let mut watched = Watched::new(path.clone(), "one".to_string());
@@ -75,7 +65,7 @@ fn reads_a_settled_version_once() {
 
 #[test]
 fn a_version_just_written_is_read_once_it_has_settled() {
-    let dir = dir("fresh");
+    let dir = testing::dir("watch-fresh");
     let path = dir.join("file");
     write(&path, "one", OLD);
     let mut watched = Watched::new(path.clone(), "one".to_string());
@@ -88,7 +78,7 @@ fn a_version_just_written_is_read_once_it_has_settled() {
 
 #[test]
 fn a_file_caught_half_written_is_never_reported() {
-    let dir = dir("half");
+    let dir = testing::dir("watch-half");
     let path = dir.join("file");
     write(&path, "complete", OLD);
     let mut watched = Watched::new(path.clone(), "complete".to_string());
@@ -116,7 +106,7 @@ fn a_file_caught_half_written_is_never_reported() {
 
 #[test]
 fn each_failed_version_is_reported_once_with_its_own_error() {
-    let dir = dir("failed");
+    let dir = testing::dir("watch-failed");
     let path = dir.join("file");
     write(&path, "good", OLD);
     let mut watched = Watched::new(path.clone(), "good".to_string());
@@ -154,7 +144,7 @@ fn each_failed_version_is_reported_once_with_its_own_error() {
 fn a_failing_file_is_read_again_even_unchanged() {
     // A read that fails once for a reason the file's stamp does not show (its permissions),
     // then succeeds.
-    let dir = dir("permissions");
+    let dir = testing::dir("watch-permissions");
     let path = dir.join("file");
     write(&path, "one", OLD);
     let mut watched = Watched::new(path.clone(), "one".to_string());
@@ -177,7 +167,7 @@ fn a_failing_file_is_read_again_even_unchanged() {
 
 #[test]
 fn an_unread_file_is_read_at_the_first_refresh() {
-    let dir = dir("unread");
+    let dir = testing::dir("watch-unread");
     let mut missing = Watched::unread(dir.join("missing"), String::new());
     let start = Instant::now();
     assert_eq!(missing.refresh_at(read, start), Refresh::Unchanged);

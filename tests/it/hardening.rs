@@ -8,7 +8,7 @@
 //! defaults (`http::Limits`), which are not settings: at most 64 connections, 16 KiB of request
 //! head, 10 s for a request head to arrive, 75 s for an idle keep-alive connection, 10 s to hand
 //! over a response. The tests that wait for the 10 s header deadline run alongside each other;
-//! the 75 s idle deadline is tested in `src/http.rs` (`idle_timeout`) with a short limit.
+//! the 75 s idle deadline is tested in `src/http/tests.rs` (`idle_timeout`) with a short limit.
 //!
 //! The two tests that load the machine (the soak and the 1,000 connections) take [`HEAVY`] so
 //! that they never run at the same time, which keeps timing-sensitive tests of other modules

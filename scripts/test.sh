@@ -105,7 +105,7 @@ extra=("$@")
 # other's binary.
 https_unit_it() {
   CARGO_TARGET_DIR=target/https tests --features https --lib --bins "${extra[@]}" &&
-    CARGO_TARGET_DIR=target/https tests --features https --test it -- core:: target:: "${extra[@]}"
+    CARGO_TARGET_DIR=target/https tests --features https --test it -- core:: target:: client:: "${extra[@]}"
 }
 https_external() {
   CARGO_TARGET_DIR=target/https tests --features https --test external -- tls:: "${extra[@]}"

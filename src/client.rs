@@ -1,20 +1,28 @@
 //! The client of the target: the only code that talks to it.
 //!
-//! Owns [`fetch`] (minreq, bounded in time and bytes; redirects handled here so that they stay
-//! on the target's scheme, host and port, and the headers and credentials never leave it), the
-//! headers of a request, the classification of every error into a [`Failure`] with one
-//! [`Reason`], and the process-wide trust of `TARGET_CA_FILE` ([`trust_ca_file`]). The name
-//! `minreq` appears nowhere else. Knows nothing about the schedule of polls, the document's
-//! JSON, files or serving.
+//! Owns [`fetch`]: one GET described by a [`Request`], over our own small HTTP/1.1 client on
+//! `std::net` (and rustls for https://, `tls.rs`), bounded in time by one deadline for the whole
+//! fetch (lookup, connect, handshake, head, body, every redirect) and in bytes (head, body);
+//! redirects are followed here, only on the target's scheme, host and port, so that the headers
+//! and credentials never leave it; every resolved address is put to the caller's policy before
+//! any connection. Also owns the headers of a request and the classification of every error into
+//! a [`Failure`] with one [`Reason`]. Reaching the target is `client/connection.rs`, reading its
+//! answer `client/response.rs`. Knows nothing about the schedule of polls, the document's JSON,
+//! files or serving, and keeps no state between fetches: it can run on any thread.
 
 use std::fmt;
-use std::io::{self, Read};
-use std::path::Path;
+use std::io::{self, Write};
+use std::net::SocketAddr;
 use std::time::Instant;
 
-use crate::config::RequestSettings;
-use crate::target::{split_authority, Target};
+use crate::log;
+use crate::target::{self, split_authority, Target};
+use crate::tls::Trust;
 
+mod connection;
+mod response;
+
+pub use response::MAX_HEAD_BYTES;
 /// Declares [`Reason`] from one list of variants with their labels, so that the variants,
 /// [`Reason::ALL`] and [`Reason::label`] cannot fall out of step.
 macro_rules! reasons {
@@ -79,9 +87,11 @@ impl Failure {
     }
 }
 
+/// The text of a failure, for the log: the detail may hold the target's own words (a
+/// `Location`, a certificate's names), so it is escaped ([`log::escape`]).
 impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let e = &self.detail;
+        let e = &log::escape(&self.detail);
         match self.reason {
             Reason::Resolve => write!(f, "cannot resolve the host: {e}"),
             Reason::Connect => write!(f, "cannot connect: {e}"),
@@ -89,13 +99,15 @@ impl fmt::Display for Failure {
                 f,
                 "TLS failed: {e}; set TARGET_CA_FILE to the CA that signed the target's certificate"
             ),
-            Reason::Tls if e.contains("No CA certificates") => write!(
+            Reason::Tls if e.contains("not valid for name") => write!(
                 f,
-                "TLS failed: {e}; install the system's CA certificates (e.g. \
-                 /etc/ssl/certs/ca-certificates.crt) or set TARGET_CA_FILE"
+                "TLS failed: {e}; poll the target by a name its certificate has"
             ),
             Reason::Tls => write!(f, "TLS failed: {e}"),
-            Reason::Timeout => f.write_str("no complete answer within TARGET_TIMEOUT_SECONDS"),
+            Reason::Timeout if e.is_empty() => {
+                f.write_str("no complete answer within TARGET_TIMEOUT_SECONDS")
+            }
+            Reason::Timeout => write!(f, "no complete answer within TARGET_TIMEOUT_SECONDS ({e})"),
             Reason::HttpStatus => write!(f, "HTTP status {e}"),
             Reason::Redirect => write!(f, "redirect not followed: {e}"),
             Reason::TooLarge => write!(f, "response too large: {e}"),
@@ -105,27 +117,42 @@ impl fmt::Display for Failure {
     }
 }
 
-/// Makes the TLS library trust the CA certificates of `ca_file` instead of the system's, for
-/// the whole process: minreq's rustls verifier reads them from `SSL_CERT_FILE` (`SSL_CERT_DIR`
-/// would add to them, so it goes), once, at the first https request. It changes the process's
-/// environment, so call it before any other thread starts.
-pub fn trust_ca_file(ca_file: &Path) {
-    std::env::set_var("SSL_CERT_FILE", ca_file);
-    std::env::remove_var("SSL_CERT_DIR");
+/// One GET of a target, as [`fetch`] needs it; borrowed, so that the poller and the probes
+/// build it per fetch from what they hold.
+#[derive(Clone, Copy, Debug)]
+pub struct Request<'a> {
+    pub target: &'a Target,
+    /// Headers to send, in order; one with the name of a default replaces it.
+    pub headers: &'a [(String, String)],
+    /// The value of the `Authorization` header from the credentials, if any.
+    pub authorization: Option<&'a str>,
+    /// The CA certificates for an https:// target.
+    pub trust: &'a Trust,
+    /// Largest body accepted, bytes.
+    pub max_body_bytes: usize,
+    /// When the whole fetch must be over: lookup, connection, handshake, request, answer, and
+    /// every redirect.
+    pub deadline: Instant,
 }
 
-/// Redirects followed within one poll.
-const MAX_REDIRECTS: usize = 5;
-/// Limit for the response's status line and headers together, bytes.
-const MAX_HEAD_BYTES: usize = 64 * 1024;
+/// The policy that allows every address: the poller's, which polls the one target its
+/// operator configured.
+pub fn any_address(_: SocketAddr) -> Result<(), Failure> {
+    Ok(())
+}
 
-/// The header values sent when the configuration does not set them.
-const DEFAULT_HEADERS: [(&str, &str); 2] = [
+/// Redirects followed within one fetch.
+const MAX_REDIRECTS: usize = 5;
+
+/// The header values sent when the configuration does not set them. `identity`: the client
+/// decodes no compression, so the target must not compress.
+const DEFAULT_HEADERS: [(&str, &str); 3] = [
     (
         "User-Agent",
         concat!("status-exporter/", env!("CARGO_PKG_VERSION")),
     ),
     ("Accept", "application/json"),
+    ("Accept-Encoding", "identity"),
 ];
 
 /// The headers of a request: the defaults that `configured` does not replace, the configured
@@ -146,84 +173,51 @@ fn request_headers(
     headers
 }
 
-/// Fetches the document that `request` describes, with `authorization` (the value of the
-/// `Authorization` header from the credentials, if any), following redirects on the same
-/// scheme, host and port only: the headers, credentials among them, go nowhere else.
-pub fn fetch(request: &RequestSettings, authorization: Option<&str>) -> Result<Vec<u8>, Failure> {
-    let target = &request.target;
-    let max_body_bytes = request.max_body_bytes;
-    let headers = request_headers(&request.headers, authorization);
-    let deadline = Instant::now() + request.timeout;
+/// The bytes of a GET of `path` on `target` with `headers`: `Host` first, `Connection: close`
+/// last (one request per connection). The path, header names and values come checked (no
+/// control characters: `target::path` and the settings), so nothing here can split a line.
+fn request_bytes(target: &Target, path: &str, headers: &[(String, String)]) -> Vec<u8> {
+    let host = if target.host.contains(':') {
+        format!("[{}]", target.host)
+    } else {
+        target.host.clone()
+    };
+    let mut out = format!("GET {path} HTTP/1.1\r\nHost: {host}");
+    if target.port != default_port(target.https) {
+        out += &format!(":{}", target.port);
+    }
+    out += "\r\n";
+    for (name, value) in headers {
+        out += &format!("{name}: {value}\r\n");
+    }
+    out += "Connection: close\r\n\r\n";
+    out.into_bytes()
+}
+
+fn default_port(https: bool) -> u16 {
+    if https {
+        443
+    } else {
+        80
+    }
+}
+
+/// Fetches the document that `request` describes, following redirects on the same scheme,
+/// host and port only: the headers, credentials among them, go nowhere else. `allow` is asked
+/// about every address the host resolves to, at every connection (each redirect makes a new
+/// one), before connecting to any: an `Err` ends the fetch with that failure.
+pub fn fetch(
+    request: &Request,
+    allow: &dyn Fn(SocketAddr) -> Result<(), Failure>,
+) -> Result<Vec<u8>, Failure> {
+    let target = request.target;
+    let headers = request_headers(request.headers, request.authorization);
     let mut path = target.path.clone();
     for _ in 0..=MAX_REDIRECTS {
-        let url = Target {
-            path: path.clone(),
-            ..target.clone()
+        match exchange(request, &path, &headers, allow)? {
+            Answer::Body(body) => return Ok(body),
+            Answer::Redirect(location) => path = redirect_path(target, &path, &location)?,
         }
-        .to_string();
-        let remaining = deadline.saturating_duration_since(Instant::now());
-        if remaining.is_zero() {
-            return Err(Failure::new(Reason::Timeout, ""));
-        }
-        // minreq counts whole seconds: a fractional timeout is rounded up.
-        let get = minreq::get(url)
-            .with_headers(headers.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .with_timeout(remaining.as_secs_f64().ceil() as u64)
-            .with_follow_redirects(false)
-            .with_max_headers_size(MAX_HEAD_BYTES)
-            .with_max_status_line_length(MAX_HEAD_BYTES);
-        let response = get.send_lazy().map_err(|e| classify(e, target.https))?;
-        let header = |name: &str| {
-            response
-                .headers
-                .iter()
-                .find(|(k, _)| k.eq_ignore_ascii_case(name))
-                .map(|(_, v)| v.clone())
-        };
-        // minreq reports a missing or unparseable status line as this made-up 503.
-        if response.status_code == 503
-            && response.reason_phrase == "Server did not provide a status line"
-        {
-            return Err(Failure::new(Reason::InvalidResponse, "no HTTP status line"));
-        }
-        match response.status_code {
-            200..=299 => {}
-            301 | 302 | 303 | 307 | 308 => {
-                let location = header("location").ok_or_else(|| {
-                    Failure::new(Reason::Redirect, "a redirect without a Location header")
-                })?;
-                path = redirect_path(target, &path, &location)?;
-                continue;
-            }
-            code => return Err(Failure::new(Reason::HttpStatus, code.to_string())),
-        }
-        let length = header("content-length").and_then(|v| v.trim().parse::<u64>().ok());
-        if let Some(length) = length.filter(|&l| l > max_body_bytes as u64) {
-            return Err(Failure::new(
-                Reason::TooLarge,
-                format!("{length} bytes, more than TARGET_MAX_BYTES ({max_body_bytes})"),
-            ));
-        }
-        let mut body = Vec::with_capacity(length.map_or(8192, |l| l as usize));
-        response
-            .take(max_body_bytes as u64 + 1)
-            .read_to_end(&mut body)
-            .map_err(|e| classify_body(&e))?;
-        if body.len() > max_body_bytes {
-            return Err(Failure::new(
-                Reason::TooLarge,
-                format!("more than TARGET_MAX_BYTES ({max_body_bytes} bytes)"),
-            ));
-        }
-        if let Some(length) = length.filter(|&l| l != body.len() as u64) {
-            return Err(Failure::new(
-                Reason::InvalidResponse,
-                format!("body truncated: {} of {length} bytes", body.len()),
-            ));
-        }
-        // A complete answer counts even if it ends after the deadline: minreq's own timeout,
-        // rounded up to whole seconds, has bounded the wait.
-        return Ok(body);
     }
     Err(Failure::new(
         Reason::Redirect,
@@ -231,114 +225,151 @@ pub fn fetch(request: &RequestSettings, authorization: Option<&str>) -> Result<V
     ))
 }
 
-/// The path a redirect leads to, if it stays on the target's scheme, host and port.
+/// What one request brought.
+enum Answer {
+    Body(Vec<u8>),
+    /// A redirect to this `Location`, escaped to a string (see [`location_text`]).
+    Redirect(String),
+}
+
+/// One request on a new connection, and its answer.
+fn exchange(
+    request: &Request,
+    path: &str,
+    headers: &[(String, String)],
+    allow: &dyn Fn(SocketAddr) -> Result<(), Failure>,
+) -> Result<Answer, Failure> {
+    let target = request.target;
+    let mut connection = connection::connect(
+        &target.host,
+        target.port,
+        target.https,
+        request.trust,
+        request.deadline,
+        allow,
+    )?;
+    connection
+        .write_all(&request_bytes(target, path, headers))
+        .and_then(|()| connection.flush())
+        .map_err(|e| match io_failure(&e, "while sending the request") {
+            Failure {
+                reason: Reason::InvalidResponse,
+                ..
+            } => Failure::new(
+                Reason::Connect,
+                format!("the connection failed while sending the request: {e}"),
+            ),
+            other => other,
+        })?;
+    let mut reader = response::Reader::new(connection);
+    let head = response::read_head(&mut reader)?;
+    match head.status {
+        200..=299 => {}
+        301 | 302 | 303 | 307 | 308 => {
+            let location = head.location.as_deref().ok_or_else(|| {
+                Failure::new(Reason::Redirect, "a redirect without a Location header")
+            })?;
+            return Ok(Answer::Redirect(location_text(location)?));
+        }
+        code => return Err(Failure::new(Reason::HttpStatus, code.to_string())),
+    }
+    if let Some(coding) = &head.content_encoding {
+        if !coding.eq_ignore_ascii_case("identity") {
+            return Err(Failure::new(
+                Reason::InvalidResponse,
+                format!(
+                    "the body is compressed ({coding}) although the request asked for none                      (Accept-Encoding: identity)"
+                ),
+            ));
+        }
+    }
+    response::read_body(&mut reader, &head, request.max_body_bytes).map(Answer::Body)
+}
+
+/// A `Location` as text that can go into a request line: bytes outside ASCII and spaces
+/// percent-encoded (as browsers do); a control character refuses the redirect, since it could
+/// split the request.
+fn location_text(location: &[u8]) -> Result<String, Failure> {
+    let mut out = String::with_capacity(location.len());
+    for &b in location {
+        match b {
+            b' ' | 0x80..=0xff => out += &format!("%{b:02X}"),
+            b if b.is_ascii_control() => {
+                return Err(Failure::new(
+                    Reason::Redirect,
+                    format!(
+                        "a Location with a control character in it ({})",
+                        String::from_utf8_lossy(location)
+                    ),
+                ))
+            }
+            b => out.push(char::from(b)),
+        }
+    }
+    Ok(out)
+}
+
+/// The path a redirect leads to, if it stays on the target's scheme, host and port. A
+/// fragment (`#...`) is not sent. The messages show the `Location` with its secrets hidden
+/// (`target::redact`).
 fn redirect_path(target: &Target, current: &str, location: &str) -> Result<String, Failure> {
     let location = location.trim();
+    let shown = target::redact(location);
+    let location = location.split('#').next().unwrap_or(location);
     let scheme = target.scheme();
     let absolute = location
         .get(..scheme.len())
         .filter(|s| s.eq_ignore_ascii_case(scheme))
         .map(|_| &location[scheme.len()..]);
-    if let Some(rest) = absolute {
+    let path = if let Some(rest) = absolute {
         let (authority, path) = split_authority(rest);
         if !target.has_authority(authority) {
             return Err(Failure::new(
                 Reason::Redirect,
-                format!("to another host ({location})"),
+                format!("to another host ({shown})"),
             ));
         }
-        return Ok(if path.is_empty() {
-            "/".into()
+        if path.is_empty() {
+            "/".to_string()
         } else {
-            path.into()
-        });
-    }
-    if location.starts_with("//") || location.contains("://") {
+            path.to_string()
+        }
+    } else if location.starts_with("//") || location.contains("://") {
         return Err(Failure::new(
             Reason::Redirect,
-            format!("to another host or scheme ({location})"),
+            format!("to another host or scheme ({shown})"),
         ));
-    }
-    if location.starts_with('/') {
-        return Ok(location.to_string());
-    }
-    // Relative to the current path's directory.
-    let base = current.split('?').next().unwrap_or("/");
-    let dir = &base[..base.rfind('/').map_or(0, |i| i + 1)];
-    Ok(format!("{dir}{location}"))
+    } else if location.starts_with('/') {
+        location.to_string()
+    } else if let Some(query) = location.strip_prefix('?') {
+        // Same path, another query.
+        let base = current.split('?').next().unwrap_or("/");
+        format!("{base}?{query}")
+    } else {
+        // Relative to the current path's directory.
+        let base = current.split('?').next().unwrap_or("/");
+        let dir = &base[..base.rfind('/').map_or(0, |i| i + 1)];
+        format!("{dir}{location}")
+    };
+    target::path(&path).map_err(|_| {
+        Failure::new(
+            Reason::Redirect,
+            format!("to a path that cannot be requested ({shown})"),
+        )
+    })
 }
 
-/// Classifies an error of the request, up to the response's head.
-fn classify(error: minreq::Error, https: bool) -> Failure {
-    match error {
-        // rustls reports a connection closed during the handshake as a bare end of file.
-        minreq::Error::IoError(e)
-            if https && e.kind() == io::ErrorKind::UnexpectedEof && e.get_ref().is_none() =>
-        {
-            Failure::new(
-                Reason::Tls,
-                "the server closed the connection during the handshake (does it speak TLS on \
-                 this port?)",
-            )
-        }
-        minreq::Error::IoError(e) => classify_tls(&e).unwrap_or_else(|| classify_io(&e)),
-        #[cfg(feature = "https")]
-        minreq::Error::RustlsCreateConnection(e) => Failure::new(Reason::Tls, e.to_string()),
-        minreq::Error::AddressNotFound => Failure::new(Reason::Resolve, "no address for the host"),
-        minreq::Error::HeadersOverflow => Failure::new(
-            Reason::TooLarge,
-            format!("headers over {MAX_HEAD_BYTES} bytes"),
-        ),
-        minreq::Error::StatusLineOverflow => Failure::new(
-            Reason::TooLarge,
-            format!("status line over {MAX_HEAD_BYTES} bytes"),
-        ),
-        other => Failure::new(Reason::InvalidResponse, other.to_string()),
+/// Classifies an I/O error after the connection was made (`during` says when): a timeout, a
+/// TLS error, or a broken answer.
+fn io_failure(error: &io::Error, during: &str) -> Failure {
+    if connection::is_timeout(error) {
+        return Failure::new(Reason::Timeout, during);
     }
-}
-
-/// A TLS error (rustls wraps its own in the `io::Error`s of the stream): a failed handshake or
-/// certificate check, or a peer that does not speak TLS.
-#[cfg(feature = "https")]
-fn classify_tls(error: &io::Error) -> Option<Failure> {
-    let tls = error.get_ref()?.downcast_ref::<rustls::Error>()?;
-    Some(Failure::new(Reason::Tls, tls.to_string()))
-}
-
-#[cfg(not(feature = "https"))]
-fn classify_tls(_: &io::Error) -> Option<Failure> {
-    None
-}
-
-/// Classifies an I/O error of the request. Errors while reading the body are never
-/// connection failures: the connection was made, the response is broken.
-fn classify_io(error: &io::Error) -> Failure {
-    use io::ErrorKind::*;
-    let text = error.to_string();
-    match error.kind() {
-        TimedOut | WouldBlock => Failure::new(Reason::Timeout, ""),
-        ConnectionRefused | ConnectionReset | ConnectionAborted | NotConnected
-        | AddrNotAvailable | HostUnreachable | NetworkUnreachable => {
-            Failure::new(Reason::Connect, text)
-        }
-        _ if text.contains("lookup address") || text.contains("resolve") => {
-            Failure::new(Reason::Resolve, text)
-        }
-        _ => Failure::new(Reason::InvalidResponse, text),
+    #[cfg(feature = "https")]
+    if let Some(tls) = crate::tls::error_text(error) {
+        return Failure::new(Reason::Tls, tls);
     }
-}
-
-fn classify_body(error: &io::Error) -> Failure {
-    match classify_io(error) {
-        timeout @ Failure {
-            reason: Reason::Timeout,
-            ..
-        } => timeout,
-        _ => Failure::new(
-            Reason::InvalidResponse,
-            format!("while reading the body: {error}"),
-        ),
-    }
+    Failure::new(Reason::InvalidResponse, format!("{during}: {error}"))
 }
 
 #[cfg(test)]

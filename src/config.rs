@@ -15,7 +15,8 @@ use std::time::Duration;
 use crate::files::{self, Auth, FileError};
 use crate::http;
 use crate::mapping::{self, Mapping};
-use crate::target::{self, Target, UrlError};
+use crate::target::{self, HostError, Target, UrlError};
+use crate::tls::{self, CaSetting, Trust};
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -43,9 +44,10 @@ TARGET (the application polled):
                                                                 `/status` both work; default: status
     --polling-interval-seconds SECS   POLLING_INTERVAL_SECONDS  time between polls, fractions allowed
                                                                 (at least 0.1); default: 5
-    --target-timeout-seconds SECS     TARGET_TIMEOUT_SECONDS    limit for one poll, rounded up to
-                                                                whole seconds; default: 80% of the
-                                                                interval, at most 10
+    --target-timeout-seconds SECS     TARGET_TIMEOUT_SECONDS    limit for one whole poll (lookup,
+                                                                connection, answer, redirects),
+                                                                fractions allowed; default: 80% of
+                                                                the interval, at most 10
     --target-max-bytes BYTES          TARGET_MAX_BYTES          largest document accepted;
                                                                 default: 8388608 (8 MiB)
 
@@ -60,6 +62,7 @@ REQUEST (what the exporter sends to the target):
                                                                 variable holds one per line; flags
                                                                 replace the variable. Sent by
                                                                 default: Accept: application/json,
+                                                                Accept-Encoding: identity,
                                                                 User-Agent: status-exporter/VERSION;
                                                                 a header of the same name replaces
                                                                 them
@@ -70,9 +73,13 @@ REQUEST (what the exporter sends to the target):
     --target-basic-auth-password-file FILE TARGET_BASIC_AUTH_PASSWORD_FILE
     --target-ca-file FILE             TARGET_CA_FILE            PEM file of the CA certificates to
                                                                 trust for an https:// target instead
-                                                                of the system's; loaded once (a
-                                                                change needs a restart); default:
-                                                                the system's CA certificates
+                                                                of the system's, or `builtin`: the
+                                                                Mozilla roots built into the
+                                                                https-builtin-roots build; loaded
+                                                                once (a change needs a restart);
+                                                                default: SSL_CERT_FILE/SSL_CERT_DIR
+                                                                if set, else the system's bundle,
+                                                                else the built-in roots if any
 
     Header values and credentials are never printed. Credential files are read at start
     (unreadable: exit 2) and again whenever they change, so rotation needs no restart; if a
@@ -157,8 +164,8 @@ pub struct RequestSettings {
     /// The status document polled. TARGET_URL, or TARGET_HOST/TARGET_PORT/TARGET_METRICS,
     /// default http://localhost:8000/status. Replaced by the demo target with `--demo`.
     pub target: Target,
-    /// Limit for one poll: connect, request, response. TARGET_TIMEOUT_SECONDS, default 80% of
-    /// the interval, at most 10 s.
+    /// Limit for one whole poll: lookup, connection, handshake, request, response, redirects.
+    /// TARGET_TIMEOUT_SECONDS, default 80% of the interval, at most 10 s.
     pub timeout: Duration,
     /// Largest response body accepted, bytes. TARGET_MAX_BYTES, default 8 MiB.
     pub max_body_bytes: usize,
@@ -168,9 +175,10 @@ pub struct RequestSettings {
     /// Credentials sent with every request. TARGET_BEARER_TOKEN_FILE, or TARGET_BASIC_AUTH_USER
     /// with TARGET_BASIC_AUTH_PASSWORD_FILE; default None. Holds file names, never secrets.
     pub auth: Option<Auth>,
-    /// PEM file of the CA certificates trusted for an https:// target, instead of the system's.
-    /// TARGET_CA_FILE, default None: the system's CA certificates.
-    pub ca_file: Option<PathBuf>,
+    /// The CA certificates trusted for an https:// target, loaded at start-up: TARGET_CA_FILE
+    /// (a PEM file, or `builtin`), default the system's (`tls.rs` says where they are looked
+    /// for). Unused for an http:// target.
+    pub trust: Trust,
 }
 
 /// Where the exporter listens and how it answers.
@@ -247,11 +255,20 @@ impl Raw {
     }
 
     /// The error for a value that is not a URL or a URL path; the value shown is the part at
-    /// fault.
+    /// fault, with its secrets hidden (`target::redact`). User info is never shown.
     fn invalid_url(&self, error: UrlError) -> ConfigError {
         let value = match &error {
-            UrlError::Path(path) => path.clone(),
-            _ => self.value.clone(),
+            UrlError::Credentials => {
+                return ConfigError::Setting(format!(
+                    "{}: the URL has a user name or password in it (user:password@), which is \
+                     not sent; give the user with --target-basic-auth-user \
+                     (TARGET_BASIC_AUTH_USER) and the password in the file named by \
+                     --target-basic-auth-password-file (TARGET_BASIC_AUTH_PASSWORD_FILE)",
+                    self.name
+                ))
+            }
+            UrlError::Path(path) => target::redact(path).into_owned(),
+            _ => target::redact(&self.value).into_owned(),
         };
         ConfigError::Invalid {
             setting: self.name.clone(),
@@ -344,7 +361,10 @@ pub fn parse(
     let target = match url {
         Some(raw) => Target::parse(&raw.value).map_err(|e| raw.invalid_url(e))?,
         None => Target {
-            host: host.map_or_else(|| "localhost".to_string(), |raw| raw.value),
+            host: match host {
+                Some(raw) => parse_host(&raw)?,
+                None => "localhost".to_string(),
+            },
             port: match target_port {
                 Some(raw) => parse_port(&raw, 1)?,
                 None => 8000,
@@ -356,17 +376,6 @@ pub fn parse(
             https: false,
         },
     };
-    if target.host.is_empty()
-        || target
-            .host
-            .contains(|c: char| c.is_whitespace() || "/?#@[]".contains(c))
-    {
-        return Err(ConfigError::Invalid {
-            setting: "TARGET_HOST".into(),
-            value: target.host,
-            fix: "is not a host name or IP address".into(),
-        });
-    }
     let max_body_bytes = match max_bytes {
         Some(raw) => match raw.value.parse::<usize>() {
             Ok(n) if n >= 1024 => n,
@@ -413,10 +422,7 @@ pub fn parse(
             auth.setting()
         )));
     }
-    let ca_file = match ca_file {
-        Some(raw) => Some(parse_ca_file(&raw, &target)?),
-        None => None,
-    };
+    let trust = parse_trust(ca_file, &target, &env)?;
     let web_auth_file = match web_auth {
         Some(raw) => {
             let path = PathBuf::from(&raw.value);
@@ -439,7 +445,7 @@ pub fn parse(
                 max_body_bytes,
                 headers,
                 auth,
-                ca_file,
+                trust,
             },
             mapping_file,
             mapping,
@@ -574,38 +580,64 @@ fn parse_auth(
     Ok(Some(auth))
 }
 
-/// Checks that the CA file can be used: an https:// target, a build with HTTPS, a readable file
-/// with at least one PEM certificate in it (rustls parses it at the first poll).
-fn parse_ca_file(raw: &Raw, target: &Target) -> Result<PathBuf, ConfigError> {
-    let name = &raw.name;
-    if !cfg!(feature = "https") {
-        return Err(ConfigError::Setting(format!(
-            "{name}: this build has no HTTPS support; build with --features https"
-        )));
+/// Loads the CA certificates for an https:// target (nothing for an http:// one): TARGET_CA_FILE
+/// (a PEM file, or `builtin`) or the system's (`tls.rs`). A setting that cannot be used names
+/// itself: TARGET_CA_FILE, or the SSL_CERT_FILE or SSL_CERT_DIR it came from.
+fn parse_trust(
+    ca_file: Option<Raw>,
+    target: &Target,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Trust, ConfigError> {
+    if let Some(raw) = &ca_file {
+        let name = &raw.name;
+        if !cfg!(feature = "https") {
+            return Err(ConfigError::Setting(format!(
+                "{name}: this build has no HTTPS support; build with --features https"
+            )));
+        }
+        if !target.https {
+            return Err(ConfigError::Setting(format!(
+                "{name}: only used for an https:// target, and the target is {target}; \
+                 use an https:// TARGET_URL or remove {name}"
+            )));
+        }
     }
     if !target.https {
-        return Err(ConfigError::Setting(format!(
-            "{name}: only used for an https:// target, and the target is {target}; \
-             use an https:// TARGET_URL or remove {name}"
-        )));
+        return Ok(Trust::unused());
     }
-    let path = PathBuf::from(&raw.value);
-    let text = std::fs::read(&path).map_err(|e| {
-        ConfigError::Setting(format!("{name}: cannot read {}: {e}", path.display()))
-    })?;
-    let text = String::from_utf8_lossy(&text);
-    let has_certificate = text
-        .split("-----BEGIN CERTIFICATE-----")
-        .skip(1)
-        .any(|rest| rest.contains("-----END CERTIFICATE-----"));
-    if !has_certificate {
-        return Err(ConfigError::Setting(format!(
-            "{name}: {} has no PEM certificate (-----BEGIN CERTIFICATE-----) in it; \
-             convert a DER file with `openssl x509 -inform der -in FILE`",
-            path.display()
-        )));
-    }
-    Ok(path)
+    let setting = match &ca_file {
+        Some(raw) if raw.value == "builtin" => CaSetting::Builtin,
+        Some(raw) => CaSetting::File(PathBuf::from(&raw.value)),
+        None => CaSetting::System,
+    };
+    tls::load(&setting, env).map_err(|e| {
+        let name = match (e.variable(), &ca_file) {
+            (Some(variable), _) => variable,
+            (None, Some(raw)) => raw.name.as_str(),
+            (None, None) => "TARGET_CA_FILE",
+        };
+        ConfigError::Setting(format!("{name}: {e}"))
+    })
+}
+
+/// Checks TARGET_HOST: a host alone, without port, scheme or path, each refused with the
+/// setting that takes it.
+fn parse_host(raw: &Raw) -> Result<String, ConfigError> {
+    target::host(&raw.value).map_err(|e| ConfigError::Invalid {
+        setting: raw.name.clone(),
+        value: target::redact(&raw.value).into_owned(),
+        fix: String::from(match e {
+            HostError::Url => "is a URL, not a host; use TARGET_URL for a whole URL",
+            HostError::Port => "has a port in it; put the port in TARGET_PORT",
+            HostError::Path => {
+                "has a path in it; put the path in TARGET_METRICS, or use TARGET_URL for a whole URL"
+            }
+            HostError::Invalid => {
+                "is not a host name or IP address (an IPv6 address goes bare or in brackets: \
+                 ::1 or [::1])"
+            }
+        }),
+    })
 }
 
 /// The request settings beyond the URL, for the start-up line and `--check-config`: (label,
@@ -622,11 +654,8 @@ pub fn request_settings(request: &RequestSettings) -> Vec<(&'static str, String)
     if let Some(auth) = &request.auth {
         out.push(("credentials", auth.to_string()));
     }
-    if let Some(ca) = &request.ca_file {
-        out.push((
-            "CA file",
-            format!("{} (instead of the system's)", ca.display()),
-        ));
+    if let Some(trust) = request.trust.describe() {
+        out.push(("CA", trust));
     }
     out
 }

@@ -227,9 +227,7 @@ impl Burst {
             return false;
         }
         self.on = true;
-        let due = self
-            .last_report
-            .map_or(true, |t| t.elapsed() >= LOG_INTERVAL);
+        let due = self.last_report.is_none_or(|t| t.elapsed() >= LOG_INTERVAL);
         if due {
             self.last_report = Some(Instant::now());
         }

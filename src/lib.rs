@@ -22,4 +22,5 @@ pub mod snapshot;
 pub mod target;
 #[cfg(test)]
 mod testing;
+pub mod tls;
 pub mod watch;

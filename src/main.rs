@@ -1,8 +1,8 @@
 //! status-exporter: polls a JSON status page and serves its values as Prometheus metrics.
 //!
 //! `main` maps the outcome of [`run`] to an exit code; `run` wires the parts of the library
-//! together: set the process-wide state (before any thread starts), start the demo target,
-//! bind the port, start the poller thread, serve. See ARCHITECTURE.md.
+//! together: start the demo target, bind the port, start the poller thread, serve. See
+//! ARCHITECTURE.md.
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener};
@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use status_exporter::config::{self, Command, Config};
 use status_exporter::target::Target;
-use status_exporter::{client, commands, demo, log, poll, server, snapshot};
+use status_exporter::{commands, demo, log, poll, server, snapshot};
 
 fn main() -> ExitCode {
     let command = config::parse(std::env::args_os().skip(1).collect(), |name| {
@@ -74,7 +74,6 @@ impl fmt::Display for StartError {
 }
 
 fn run(mut config: Config) -> Result<(), StartError> {
-    set_process_state(&config);
     if config.demo {
         let addr = demo::start().map_err(StartError::Demo)?;
         config.poll.request.target = Target {
@@ -100,19 +99,6 @@ fn run(mut config: Config) -> Result<(), StartError> {
         .map_err(StartError::Thread)?;
     log::info!("{}", commands::startup_line(&config, local));
     server::serve(listener, shared, &config.serve)
-}
-
-/// Sets what the whole process shares, before any thread starts: changing the environment
-/// while another thread may read it is undefined behaviour on Linux (`set_var` is `unsafe` in
-/// edition 2024). Today that is the CA file the TLS library trusts, for an https:// target with
-/// TARGET_CA_FILE (never for the demo target, which is http://).
-fn set_process_state(config: &Config) {
-    let request = &config.poll.request;
-    if let Some(ca) = &request.ca_file {
-        if request.target.https && !config.demo {
-            client::trust_ca_file(ca);
-        }
-    }
 }
 
 /// Binds the given address, or all interfaces: IPv6 and IPv4 where the host has IPv6,

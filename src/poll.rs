@@ -143,7 +143,15 @@ impl Poller {
             .as_ref()
             .and_then(Credentials::authorization);
         let started = Instant::now();
-        let fetched = client::fetch(&self.request, authorization);
+        let request = client::Request {
+            target: &self.request.target,
+            headers: &self.request.headers,
+            authorization,
+            trust: &self.request.trust,
+            max_body_bytes: self.request.max_body_bytes,
+            deadline: started + self.request.timeout,
+        };
+        let fetched = client::fetch(&request, &client::any_address);
         let result = fetched.and_then(|body| {
             let doc: Value = mapping::parse_document(&self.mapping, &body)
                 .map_err(|e| Failure::new(Reason::InvalidJson, e.to_string()))?;

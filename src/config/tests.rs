@@ -1,6 +1,5 @@
 use super::*;
 use crate::testing;
-use std::path::Path;
 
 fn run(args: &[&str], env: &[(&str, &str)]) -> Result<Command, ConfigError> {
     let args = args.iter().map(OsString::from).collect();
@@ -184,13 +183,8 @@ fn bad_settings_name_the_setting_and_the_fix() {
     );
     check_error(
         &[],
-        &[("TARGET_URL", "http://u:p@h/")],
-        r#"TARGET_URL: "http://u:p@h/" has credentials in it, which are not supported; remove user:password@"#,
-    );
-    check_error(
-        &[],
         &[("TARGET_HOST", "a b")],
-        r#"TARGET_HOST: "a b" is not a host name or IP address"#,
+        r#"TARGET_HOST: "a b" is not a host name or IP address (an IPv6 address goes bare or in brackets: ::1 or [::1])"#,
     );
     check_error(
         &[],
@@ -384,25 +378,37 @@ fn credential_settings() {
 
 #[test]
 fn https_targets() {
-    let ca = testing::file(
+    let junk = testing::file(
         "config-ca",
         b"junk\n-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
     );
-    let ca = ca.to_str().unwrap();
+    let junk = junk.to_str().unwrap();
     let url = ("TARGET_URL", "https://app.internal/status");
-    if cfg!(feature = "https") {
+    #[cfg(feature = "https")]
+    {
+        let ca = testing::file("config-ca-good", testing::CA_PEM.as_bytes());
+        let ca = ca.to_str().unwrap();
         let c = config(&["--target-ca-file", ca], &[url]);
         assert_eq!(
             c.poll.request.target.to_string(),
             "https://app.internal:443/status"
         );
-        assert_eq!(c.poll.request.ca_file.as_deref(), Some(Path::new(ca)));
+        assert_eq!(c.poll.request.trust.source, tls::Source::File(ca.into()));
         assert_eq!(
             request_settings(&c.poll.request),
-            [("CA file", format!("{ca} (instead of the system's)"))]
+            [(
+                "CA",
+                format!("{ca} (1 certificate, instead of the system's)")
+            )]
         );
         let c = config(&[], &[("TARGET_URL", "https://[::1]:8443")]);
         assert_eq!(c.poll.request.target.to_string(), "https://[::1]:8443/");
+        assert_ne!(c.poll.request.trust.source, tls::Source::Unused);
+        let c = config(&[], &[url, ("SSL_CERT_FILE", ca)]);
+        assert_eq!(
+            c.poll.request.trust.source,
+            tls::Source::Environment(format!("SSL_CERT_FILE {ca}"))
+        );
         let not_pem = testing::file("config-not-pem", b"\x30\x82\x01\x0a");
         check_error(
             &["--target-ca-file", not_pem.to_str().unwrap()],
@@ -414,17 +420,46 @@ fn https_targets() {
             ),
         );
         check_error(
+            &["--target-ca-file", junk],
+            &[url],
+            &format!(
+                "--target-ca-file: {junk} has no certificate that can be used as a CA: \
+                 invalid peer certificate: BadEncoding"
+            ),
+        );
+        check_error(
                 &[],
                 &[("TARGET_CA_FILE", "/nonexistent/ca.pem"), url],
                 "TARGET_CA_FILE: cannot read /nonexistent/ca.pem: No such file or directory (os error 2)",
             );
         check_error(
             &[],
+            &[url, ("SSL_CERT_FILE", "/nonexistent/bundle.pem")],
+            "SSL_CERT_FILE: cannot read /nonexistent/bundle.pem: No such file or directory (os error 2)",
+        );
+        check_error(
+            &[],
             &[("TARGET_CA_FILE", ca)],
             "TARGET_CA_FILE: only used for an https:// target, and the target is \
                  http://localhost:8000/status; use an https:// TARGET_URL or remove TARGET_CA_FILE",
         );
-    } else {
+        if cfg!(feature = "https-builtin-roots") {
+            let c = config(&[], &[url, ("TARGET_CA_FILE", "builtin")]);
+            assert_eq!(
+                c.poll.request.trust.source,
+                tls::Source::Builtin { asked: true }
+            );
+        } else {
+            check_error(
+                &[],
+                &[url, ("TARGET_CA_FILE", "builtin")],
+                "TARGET_CA_FILE: this build has no built-in CA roots; build with --features \
+                 https-builtin-roots, or give a PEM file",
+            );
+        }
+    }
+    #[cfg(not(feature = "https"))]
+    {
         check_error(
             &[],
             &[url],
@@ -432,10 +467,90 @@ fn https_targets() {
         );
         check_error(
             &[],
-            &[("TARGET_CA_FILE", ca)],
+            &[("TARGET_CA_FILE", junk)],
             "TARGET_CA_FILE: this build has no HTTPS support; build with --features https",
         );
+        // An http:// target loads no CA certificates, even where SSL_CERT_FILE is broken.
+        let c = config(&[], &[("SSL_CERT_FILE", "/nonexistent/bundle.pem")]);
+        assert_eq!(c.poll.request.trust, Trust::unused());
     }
+}
+
+#[test]
+fn target_host_is_a_host_alone() {
+    let host = |value: &str| config(&[], &[("TARGET_HOST", value)]).poll.request.target;
+    assert_eq!(host("::1").to_string(), "http://[::1]:8000/status");
+    assert_eq!(host("[::1]").to_string(), "http://[::1]:8000/status");
+    assert_eq!(host("[::1]").host, "::1");
+    assert_eq!(host("10.0.0.7").to_string(), "http://10.0.0.7:8000/status");
+    check_error(
+        &[],
+        &[("TARGET_HOST", "localhost:8000")],
+        r#"TARGET_HOST: "localhost:8000" has a port in it; put the port in TARGET_PORT"#,
+    );
+    check_error(
+        &["--target-host", "[::1]:8000"],
+        &[],
+        r#"--target-host: "[::1]:8000" has a port in it; put the port in TARGET_PORT"#,
+    );
+    check_error(
+        &[],
+        &[("TARGET_HOST", "http://app:8000/status")],
+        r#"TARGET_HOST: "http://app:8000/status" is a URL, not a host; use TARGET_URL for a whole URL"#,
+    );
+    check_error(
+        &[],
+        &[("TARGET_HOST", "app/status")],
+        r#"TARGET_HOST: "app/status" has a path in it; put the path in TARGET_METRICS, or use TARGET_URL for a whole URL"#,
+    );
+    check_error(
+        &[],
+        &[("TARGET_HOST", "[app]")],
+        r#"TARGET_HOST: "[app]" is not a host name or IP address (an IPv6 address goes bare or in brackets: ::1 or [::1])"#,
+    );
+    check_error(
+        &[],
+        &[("TARGET_HOST", "http://admin:s3cret@app/")],
+        r#"TARGET_HOST: "http://admin:***@app/" is a URL, not a host; use TARGET_URL for a whole URL"#,
+    );
+}
+
+#[test]
+fn urls_in_errors_keep_their_secrets() {
+    let credentials = "TARGET_URL: the URL has a user name or password in it (user:password@), \
+        which is not sent; give the user with --target-basic-auth-user (TARGET_BASIC_AUTH_USER) \
+        and the password in the file named by --target-basic-auth-password-file \
+        (TARGET_BASIC_AUTH_PASSWORD_FILE)";
+    check_error(
+        &[],
+        &[("TARGET_URL", "http://admin:s3cret@app/")],
+        credentials,
+    );
+    check_error(
+        &[],
+        &[("TARGET_URL", "http://admin:s3/cret@app/")],
+        credentials,
+    );
+    check_error(&[], &[("TARGET_URL", "http://admin@app/")], credentials);
+    check_error(
+        &[],
+        &[("TARGET_URL", "app/cm?user=admin&password=s3cret")],
+        r#"TARGET_URL: "app/cm?user=admin&password=***" must start with http:// or https:// (e.g. http://localhost:8000/status)"#,
+    );
+    check_error(
+        &[],
+        &[("TARGET_METRICS", "cm?password=s3cret&x=a b")],
+        r#"TARGET_METRICS: "cm?password=***&x=a b" is not a URL path (no spaces or #; percent-encode them)"#,
+    );
+    let c = config(
+        &[],
+        &[("TARGET_URL", "http://plug/cm?user=admin&password=s3cret")],
+    );
+    assert_eq!(
+        c.poll.request.target.to_string(),
+        "http://plug:80/cm?user=admin&password=***"
+    );
+    assert_eq!(c.poll.request.target.path, "/cm?user=admin&password=s3cret");
 }
 
 #[test]

@@ -3,10 +3,12 @@
 //! and refused with the `tls` reason otherwise; a plain HTTP server on an https:// URL.
 
 use std::fs;
+use std::io::Write;
+use std::net::{Shutdown, TcpListener};
+use std::thread;
 
 use crate::harness::{
-    app_part, private_ca, temp_dir, value, Exporter, Reply, Target, TlsTarget, TUTORIAL_DOC,
-    TUTORIAL_TEXT,
+    app_part, private_ca, temp_dir, value, Exporter, TlsTarget, TUTORIAL_DOC, TUTORIAL_TEXT,
 };
 
 /// A target with a certificate from a private CA: trusted with TARGET_CA_FILE, refused
@@ -28,7 +30,9 @@ fn private_ca_via_target_ca_file() {
     let startup = exporter.log_lines("listening on");
     assert!(
         startup[0].contains(&format!("polling {url}"))
-            && startup[0].contains(&format!("CA file: {ca} (instead of the system's)")),
+            && startup[0].contains(&format!(
+                "CA: {ca} (1 certificate, instead of the system's)"
+            )),
         "{startup:?}"
     );
     drop(exporter);
@@ -74,17 +78,62 @@ fn private_ca_via_target_ca_file() {
     exporter.wait_for_line("status_exporter_up 1");
 }
 
-/// An https:// URL to a server that speaks plain HTTP fails with the `tls` reason.
+/// An https:// URL to a server that speaks plain HTTP fails with the `tls` reason: one that
+/// answers the handshake with an HTTP error, and one that closes without a word.
 #[test]
 fn plain_http_server_on_an_https_url() {
-    let target = Target::start(Reply::Json(TUTORIAL_DOC.into()));
-    let url = format!("https://{}/status", target.addr);
-    let exporter = Exporter::start(&[], &[("TARGET_URL", &url)]);
-    let body =
-        exporter.wait_for_at_least("status_exporter_poll_failures_total{reason=\"tls\"}", 1.0);
-    assert_eq!(app_part(&body), "");
+    for answer in [
+        &b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n"[..],
+        b"",
+    ] {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("https://{}/status", listener.local_addr().unwrap());
+        thread::spawn(move || {
+            for mut stream in listener.incoming().flatten() {
+                let _ = stream.write_all(answer);
+                let _ = stream.shutdown(Shutdown::Both);
+            }
+        });
+        let exporter = Exporter::start(&[], &[("TARGET_URL", &url)]);
+        let body =
+            exporter.wait_for_at_least("status_exporter_poll_failures_total{reason=\"tls\"}", 1.0);
+        assert_eq!(app_part(&body), "");
+        assert!(
+            exporter.log_lines("failing")[0].contains("TLS failed"),
+            "{:?}",
+            exporter.stderr()
+        );
+    }
+}
+
+/// The deadline covers the handshake: a server that accepts and never answers the hello is a
+/// `timeout`, within TARGET_TIMEOUT_SECONDS.
+#[test]
+fn a_silent_server_times_out_the_handshake() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("https://{}/status", listener.local_addr().unwrap());
+    thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming().flatten().take(20) {
+            held.push(stream);
+        }
+    });
+    let exporter = Exporter::start(
+        &[],
+        &[
+            ("TARGET_URL", &url),
+            ("TARGET_TIMEOUT_SECONDS", "0.3"),
+            ("POLLING_INTERVAL_SECONDS", "2"),
+        ],
+    );
+    let body = exporter.wait_for_at_least(
+        "status_exporter_poll_failures_total{reason=\"timeout\"}",
+        1.0,
+    );
+    let took = value(&body, "status_exporter_poll_duration_seconds").unwrap();
+    assert!((0.3..1.0).contains(&took), "the poll took {took} s");
     assert!(
-        exporter.log_lines("failing")[0].contains("TLS failed"),
+        exporter.log_lines("failing")[0].contains("(during the TLS handshake)"),
         "{:?}",
         exporter.stderr()
     );

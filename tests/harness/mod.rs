@@ -79,7 +79,14 @@ pub struct Target {
 impl Target {
     /// Starts a target on 127.0.0.1:0 that answers `reply` until told otherwise.
     pub fn start(reply: Reply) -> Target {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
+        Target::start_on(
+            TcpListener::bind("127.0.0.1:0").expect("bind a loopback port"),
+            reply,
+        )
+    }
+
+    /// Starts a target that answers `reply` on `listener` (an IPv6 one, for instance).
+    pub fn start_on(listener: TcpListener, reply: Reply) -> Target {
         let addr = listener.local_addr().expect("local address");
         let reply = Arc::new(Mutex::new(reply));
         let seen = Arc::new(Mutex::new(Vec::new()));

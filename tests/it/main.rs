@@ -8,6 +8,7 @@
 #[path = "../harness/mod.rs"]
 mod harness;
 
+mod client;
 mod core;
 // The documentation shows the plain build (its answer to an https:// URL, for one).
 #[cfg(not(feature = "https"))]

@@ -7,6 +7,7 @@
 use std::fs;
 use std::path::Path;
 use std::process::Stdio;
+use std::time::Duration;
 
 use crate::harness::{
     app_part, command, temp_dir, value, write_atomically, Exporter, Reply, Seen, Target,
@@ -437,4 +438,76 @@ fn https_needs_the_https_feature() {
     let target = Target::start(Reply::Json(TUTORIAL_DOC.into()));
     let exporter = Exporter::start(&["--target-url", &target.url("/status")], &[]);
     exporter.wait_for_line("status_exporter_poll_failures_total{reason=\"tls\"} 0");
+}
+
+/// Query parameters named like a secret (the Tasmota notes put the password there) reach the
+/// target and no output: the start-up line, the log, `--check-config`, a redirect's message.
+/// A URL with `user:password@` is refused without printing the password, with the settings to
+/// use instead.
+#[test]
+fn secrets_in_the_url_are_hidden() {
+    let target = Target::start(Reply::Status(500, "text/plain", "boom".into()));
+    let url = target.url("/cm?user=admin&password=PW-s3cr3t&cmnd=Status");
+    let shown = url.replace("PW-s3cr3t", "***");
+    let exporter = Exporter::start(&["--target-url", &url], &[]);
+    exporter.wait_for_at_least(
+        "status_exporter_poll_failures_total{reason=\"http_status\"}",
+        1.0,
+    );
+    assert_eq!(
+        target.seen()[0].path,
+        "/cm?user=admin&password=PW-s3cr3t&cmnd=Status"
+    );
+    let startup = exporter.log_lines("listening on");
+    assert!(
+        startup[0].contains(&format!("polling {shown} ")),
+        "{startup:?}"
+    );
+    let failing = exporter.log_lines("failing");
+    assert!(
+        failing[0].contains(&format!("poll of {shown} failing")),
+        "{failing:?}"
+    );
+    target.set(Reply::Raw(
+        b"HTTP/1.1 302 Found\r\nLocation: http://elsewhere/?api_key=KEY-s3cr3t\r\n\r\n".to_vec(),
+    ));
+    let line = exporter.wait_for_log("now: redirect", Duration::from_secs(10));
+    assert!(
+        line.ends_with("to another host (http://elsewhere/?api_key=***)"),
+        "{line}"
+    );
+    let stderr = exporter.stderr().join("\n");
+    assert!(!stderr.contains("s3cr3t"), "{stderr}");
+
+    let output = command(&["--check-config", "--target-url", &url], &[])
+        .output()
+        .unwrap();
+    let summary = String::from_utf8(output.stdout).unwrap();
+    assert!(
+        summary.contains(&format!("  target:        {shown}\n")),
+        "{summary}"
+    );
+    assert!(!summary.contains("s3cr3t"), "{summary}");
+
+    for url in [
+        "http://admin:PW-s3cr3t@app:8000/status",
+        "https://admin:PW/s3cr3t@app/status",
+    ] {
+        let output = command(&[], &[("TARGET_URL", url)])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{stderr}");
+        assert!(!stderr.contains("s3cr3t"), "{stderr}");
+        let expected = if url.starts_with("https") && !cfg!(feature = "https") {
+            r#"error: TARGET_URL: "https://admin:***@app/status" is an https:// URL, and this build has no HTTPS support; build with --features https"#
+        } else {
+            "error: TARGET_URL: the URL has a user name or password in it (user:password@), \
+             which is not sent; give the user with --target-basic-auth-user \
+             (TARGET_BASIC_AUTH_USER) and the password in the file named by \
+             --target-basic-auth-password-file (TARGET_BASIC_AUTH_PASSWORD_FILE)"
+        };
+        assert_eq!(stderr.trim(), expected);
+    }
 }

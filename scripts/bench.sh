@@ -82,12 +82,14 @@ describe() {
 size=$(stat -c %s "$bin")
 echo "binary size:       $size bytes ($(mib $((size / 1024)))): $bin (benchmarked below)"
 size_rows+=("| \`$bin\` (benchmarked below) | $(grouped "$size") |")
-for static in target/*-unknown-linux-musl*/release/status-exporter target/https/*-unknown-linux-musl*/release/status-exporter; do
+for static in target/*-unknown-linux-musl*/release/status-exporter target/https/*-unknown-linux-musl*/release/status-exporter \
+  target/https-builtin-roots/*-unknown-linux-musl*/release/status-exporter; do
   [ -f "$static" ] || continue
   [ "$static" -ef "$bin" ] && continue
   built=$(date -u -r "$static" '+%Y-%m-%d %H:%M UTC')
-  kind=$(echo "$static" | sed -n 's#^target/\(https/\)\{0,1\}\([^/]*\)/.*#\2#p')
+  kind=$(echo "$static" | sed -n 's#^target/\(https[a-z-]*/\)\{0,1\}\([^/]*\)/.*#\2#p')
   [[ $static == target/https/* ]] && kind="$kind, --features https"
+  [[ $static == target/https-builtin-roots/* ]] && kind="$kind, --features https-builtin-roots"
   echo "binary size:       $(stat -c %s "$static") bytes, static, $kind (built $built)"
   size_rows+=("| \`$static\` ($kind; built $built) | $(grouped "$(stat -c %s "$static")") |")
 done

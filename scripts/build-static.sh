@@ -13,11 +13,14 @@
 # cross-compiler is needed. x86_64 links with the host's cc; the ARM targets link with the
 # rust-lld that ships with the toolchain (override with CARGO_TARGET_<TRIPLE>_LINKER).
 #
-# Each target is built plain (no HTTPS: the size budget, about 0.8 MB) and, for the targets in
+# Each target is built plain (no HTTPS: the size budget, under 1 MiB) and, for the targets in
 # HTTPS_TARGETS (default: x86_64-unknown-linux-musl), also with the `https` feature, copied to
-# static/ARCH/status-exporter-https (about 2.6 MB). The HTTPS build compiles aws-lc's C code for
-# the target: x86_64 uses the host's gcc; for aarch64 set CC_aarch64_unknown_linux_musl to a C
-# cross compiler for it and add the target to HTTPS_TARGETS.
+# static/ARCH/status-exporter-https, and with `https-builtin-roots` (the Mozilla CA roots built
+# in, for hosts without a CA bundle), copied to static/ARCH/status-exporter-https-roots (both
+# under 3 MiB). The HTTPS builds compile ring's C code for the target: x86_64 uses
+# x86_64-linux-musl-gcc (musl-tools) or, without it, the host's gcc, which ring's C needs no more
+# than; for aarch64 set CC_aarch64_unknown_linux_musl to a C cross compiler for it and add the
+# target to HTTPS_TARGETS.
 #
 # Needs: rustup targets (`rustup target add x86_64-unknown-linux-musl aarch64-unknown-linux-musl`)
 # and gcc (already on the machine). Honours CARGO_TARGET_DIR and CARGO_BUILD_JOBS.
@@ -65,20 +68,28 @@ for target in "$@"; do
     mkdir -p "$target_dir/static/$arch"
     cp "$bin" "$target_dir/static/$arch/status-exporter"
     if [[ " $https_targets " == *" $target "* ]]; then
-        # The HTTPS build (rustls with aws-lc, which compiles C for the target) goes to a target
-        # directory of its own, so that the two builds do not replace each other's binary.
-        echo "build-static: building $target with HTTPS" >&2
-        "${CARGO:-cargo}" build --manifest-path "$root/Cargo.toml" --locked --release --target "$target" \
-            --features https --target-dir "$target_dir/https"
-        cp "$target_dir/https/$target/release/status-exporter" "$target_dir/static/$arch/status-exporter-https"
+        # The HTTPS builds (rustls with ring, which compiles C for the target) go to target
+        # directories of their own, so that the builds do not replace each other's binary.
+        cc_var=CC_${target//-/_}
+        if [[ $target == x86_64-* && -z ${!cc_var:-} ]] && ! command -v x86_64-linux-musl-gcc >/dev/null; then
+            export "$cc_var=gcc"
+        fi
+        for variant in https:status-exporter-https https-builtin-roots:status-exporter-https-roots; do
+            features=${variant%%:*}
+            echo "build-static: building $target with $features" >&2
+            "${CARGO:-cargo}" build --manifest-path "$root/Cargo.toml" --locked --release --target "$target" \
+                --features "$features" --target-dir "$target_dir/$features"
+            cp "$target_dir/$features/$target/release/status-exporter" "$target_dir/static/$arch/${variant#*:}"
+        done
     fi
 done
 
 echo
 printf '%-34s %10s  %s\n' target bytes binary
 for target in "$@"; do
-    for bin in "$target_dir/$target/release/status-exporter" "$target_dir/https/$target/release/status-exporter"; do
-        [[ $bin == */https/* && " $https_targets " != *" $target "* ]] && continue
+    for bin in "$target_dir/$target/release/status-exporter" "$target_dir/https/$target/release/status-exporter" \
+        "$target_dir/https-builtin-roots/$target/release/status-exporter"; do
+        [[ $bin == */https*/* && " $https_targets " != *" $target "* ]] && continue
         printf '%-34s %10s  %s\n' "$target" "$(stat -c %s "$bin")" "$bin"
     done
 done

@@ -11,7 +11,8 @@
 #   unit+it         `cargo test`: unit tests and tests/it (what a contributor runs, no tools)
 #   external        `cargo test --test external`: Prometheus, promtool, the Python client, the
 #                   static musl builds, qemu, chroot, systemd-analyze (needs root for chroot)
-#   https unit+it   the `https` build: unit tests, and the core and target tests of tests/it
+#   https unit+it   the `https` build: unit tests, and the core, client and target tests of
+#                   tests/it
 #   https external  the `https` build: the HTTPS targets of tests/external (openssl)
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 2
@@ -22,7 +23,7 @@ cd "$(dirname "$0")/.." || exit 2
 #   qemu-user-static           runs the aarch64 binary (tests/external/ship.rs)
 #   systemd                    systemd-analyze verify of the units (tests/external/ship.rs)
 #   openssl                    a private CA and a TLS target (tests/external/tls.rs)
-#   musl-tools                 x86_64-linux-musl-gcc: aws-lc's C code in the static HTTPS build
+#   musl-tools                 x86_64-linux-musl-gcc: ring's C code in the static HTTPS builds
 #   python3-prometheus-client  the Python client's OpenMetrics parser (tests/external/formats.rs)
 #   coreutils                  chroot and env (tests/external)
 packages=(prometheus qemu-user-static systemd openssl musl-tools python3-prometheus-client coreutils)

@@ -2,13 +2,16 @@
 //!
 //! - The static musl binaries of `scripts/build-static.sh` ask for no interpreter and no shared
 //!   library, and serve a scrape from an empty root directory as user 65534, which is what the
-//!   `FROM scratch` image of `scripts/Dockerfile` is; the aarch64 one under qemu.
+//!   `FROM scratch` image of `scripts/Dockerfile` is; the aarch64 one under qemu. In that root,
+//!   without a CA bundle, the HTTPS build with built-in roots checks a target's certificate
+//!   against them, and the plain HTTPS build says how to get a bundle.
 //! - The systemd units pass `systemd-analyze verify` and keep a low exposure score.
 //! - A real Prometheus with `scripts/prometheus.yml` scrapes the exporter.
 //!
 //! Needs root (for chroot), the rustup targets x86_64-unknown-linux-musl and
-//! aarch64-unknown-linux-musl, and the Debian packages systemd, qemu-user-static, prometheus and
-//! musl-tools (the C compiler for aws-lc in the HTTPS build); scripts/test.sh installs them. A missing tool fails its test with the package to install: nothing here skips.
+//! aarch64-unknown-linux-musl, and the Debian packages systemd, qemu-user-static, prometheus,
+//! openssl and musl-tools (the C compiler for ring in the HTTPS builds); scripts/test.sh installs
+//! them. A missing tool fails its test with the package to install: nothing here skips.
 //! Each static target is built once per test run (release, LTO: slow), into `target/ship`.
 //!
 //! The exporter, temporary directories, tools and Prometheus come from the shared harness
@@ -24,7 +27,9 @@ use std::time::Duration;
 
 use crate::harness::elf::read_elf;
 use crate::harness::prometheus::{wait_within, Prometheus};
-use crate::harness::{binary, repo, run, temp_dir, tool, try_get, Exporter};
+use crate::harness::{
+    binary, private_ca, repo, run, temp_dir, tool, try_get, Exporter, TlsTarget, TUTORIAL_DOC,
+};
 
 const X86_64: &str = "x86_64-unknown-linux-musl";
 const AARCH64: &str = "aarch64-unknown-linux-musl";
@@ -72,6 +77,63 @@ fn x86_64_https_binary_is_static_and_serves_from_an_empty_root() {
     let root = empty_root("ship-root-x86_64-https");
     add(&root, &https, "status-exporter");
     check_serves_from(&root, &["/status-exporter"]);
+}
+
+/// The HTTPS variants on a host without a CA bundle (an empty root, as OpenWrt without
+/// `ca-bundle`, or a `FROM scratch` image). The build with built-in roots starts, says that it
+/// uses them, and checks the target's certificate against them: a private CA's is refused as an
+/// unknown issuer, so the handshake was reached. The plain HTTPS build says that there is no CA
+/// bundle and how to fix it, and every poll fails with that reason.
+#[test]
+fn x86_64_https_variants_without_a_ca_bundle() {
+    let chroot = tool("chroot", "coreutils");
+    let target_dir = static_binary(X86_64)
+        .ancestors()
+        .nth(3)
+        .expect("TARGET_DIR/TARGET/release/binary")
+        .to_path_buf();
+    let dir = temp_dir("ship-no-ca-bundle");
+    let pki = private_ca(&dir);
+    let www = dir.join("www");
+    fs::create_dir_all(&www).unwrap();
+    fs::write(www.join("status"), TUTORIAL_DOC).unwrap();
+    let tls = TlsTarget::start(&pki, &www);
+    for (features, startup, failing) in [
+        (
+            "https-builtin-roots",
+            "; CA: the built-in Mozilla roots (",
+            "TLS failed: invalid peer certificate: UnknownIssuer; set TARGET_CA_FILE",
+        ),
+        (
+            "https",
+            "; CA: none: the system has no CA bundle (/etc/ssl/certs/ca-certificates.crt and the \
+             other usual paths do not exist); install the system's CA certificates",
+            "TLS failed: no CA certificates to check it against: the system has no CA bundle",
+        ),
+    ] {
+        let binary = target_dir
+            .join(features)
+            .join(X86_64)
+            .join("release/status-exporter");
+        check_static(&binary, EM_X86_64);
+        let root = empty_root(&format!("ship-root-{features}"));
+        add(&root, &binary, "status-exporter");
+        let mut command = Command::new(&chroot);
+        command
+            .env_clear()
+            .arg("--userspec=65534:65534")
+            .arg(&root)
+            .arg("/status-exporter")
+            .args(["--target-url", &tls.url("/status")])
+            .args(["--exporter-port", "0", "--listen-address", "127.0.0.1"])
+            .args(["--polling-interval-seconds", "0.5"]);
+        let exporter = Exporter::spawn(command, PATIENCE);
+        exporter.wait_for_at_least("status_exporter_poll_failures_total{reason=\"tls\"}", 1.0);
+        let line = &exporter.log_lines("listening on")[0];
+        assert!(line.contains(startup), "{features}: {line}");
+        let line = &exporter.log_lines("failing")[0];
+        assert!(line.contains(failing), "{features}: {line}");
+    }
 }
 
 #[test]

@@ -572,10 +572,9 @@ pub fn run(command: &mut Command) -> Output {
 }
 
 // ---------------------------------------------------------------------------------------------
-// HTTPS targets (tests/it/target.rs): a private CA and a TLS server, both from the openssl CLI;
-// only in builds with the `https` feature.
+// HTTPS targets (tests/external/tls.rs, and the static HTTPS variants in tests/external/ship.rs):
+// a private CA and a TLS server, both from the openssl CLI.
 
-#[cfg(feature = "https")]
 /// A private CA and a server certificate it signed, for 127.0.0.1 and localhost, as PEM files.
 pub struct Pki {
     pub ca: PathBuf,
@@ -583,7 +582,6 @@ pub struct Pki {
     pub key: PathBuf,
 }
 
-#[cfg(feature = "https")]
 /// Makes a private CA and a server certificate in `dir` with the openssl CLI (EC P-256, valid
 /// for two days).
 pub fn private_ca(dir: &std::path::Path) -> Pki {
@@ -665,7 +663,6 @@ pub fn private_ca(dir: &std::path::Path) -> Pki {
     }
 }
 
-#[cfg(feature = "https")]
 /// An HTTPS target: `openssl s_server -WWW` on 127.0.0.1 with a free port, serving the files
 /// of a directory (HTTP/1.0, closed after each answer), killed when dropped.
 pub struct TlsTarget {
@@ -673,7 +670,6 @@ pub struct TlsTarget {
     pub addr: SocketAddr,
 }
 
-#[cfg(feature = "https")]
 impl TlsTarget {
     /// Starts serving the files of `root` (`GET /status` answers the file `status`) with the
     /// server certificate of `pki`; waits for the port.
@@ -714,7 +710,6 @@ impl TlsTarget {
     }
 }
 
-#[cfg(feature = "https")]
 impl Drop for TlsTarget {
     fn drop(&mut self) {
         let _ = self.child.kill();

@@ -67,11 +67,11 @@ const OTHER_FLAGS: &[(&str, &str)] = &[
 const OTHER_NAMES: &[(&str, &str)] = &[
     (
         "SSL_CERT_FILE",
-        "rustls-platform-verifier, in the HTTPS build",
+        "OpenSSL's variable, read by the HTTPS build (src/tls.rs)",
     ),
     (
         "SSL_CERT_DIR",
-        "rustls-platform-verifier, in the HTTPS build",
+        "OpenSSL's variable, read by the HTTPS build (src/tls.rs)",
     ),
     ("HTTPS_TARGETS", "scripts/build-static.sh"),
     ("CARGO_BUILD_JOBS", "cargo"),

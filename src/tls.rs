@@ -28,7 +28,7 @@ pub const SYSTEM_BUNDLES: [&str; 6] = [
 ];
 
 /// Largest CA file read (a system bundle is about 200 KiB): a larger one is refused, and so is
-/// anything that is not a regular file (a FIFO would block the start for ever).
+/// anything that is not a regular file (`files::read_file`).
 #[cfg(feature = "https")]
 const MAX_FILE_BYTES: u64 = 4 << 20;
 /// Files read from one `SSL_CERT_DIR` directory at most.
@@ -205,26 +205,6 @@ impl fmt::Display for TrustError {
     }
 }
 
-/// Reads a CA file: a regular file of at most [`MAX_FILE_BYTES`].
-#[cfg(feature = "https")]
-fn read_file(path: &Path) -> Result<Vec<u8>, String> {
-    use std::io::Read;
-    // Checked before opening: opening a FIFO blocks until someone writes to it.
-    let metadata = std::fs::metadata(path).map_err(|e| e.to_string())?;
-    if !metadata.is_file() {
-        return Err("not a regular file".into());
-    }
-    let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
-    let mut bytes = Vec::new();
-    file.take(MAX_FILE_BYTES + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| e.to_string())?;
-    if bytes.len() as u64 > MAX_FILE_BYTES {
-        return Err(format!("larger than {MAX_FILE_BYTES} bytes"));
-    }
-    Ok(bytes)
-}
-
 /// Loads the CA certificates that `setting` asks for; `env` looks up `SSL_CERT_FILE` and
 /// `SSL_CERT_DIR`. Called once, at start-up, for an https:// target only.
 #[cfg(feature = "https")]
@@ -335,11 +315,12 @@ fn add_file(
     strict: bool,
 ) -> Result<(), TrustError> {
     use rustls::pki_types::{pem::PemObject, CertificateDer};
-    let bytes = read_file(path).map_err(|error| TrustError::Read {
-        variable,
-        path: path.to_path_buf(),
-        error,
-    })?;
+    let bytes =
+        crate::files::read_file(path, MAX_FILE_BYTES).map_err(|error| TrustError::Read {
+            variable,
+            path: path.to_path_buf(),
+            error,
+        })?;
     // A malformed section is skipped; the count bounds the loop whatever the parser does.
     let certificates: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&bytes)
         .take(100_000)

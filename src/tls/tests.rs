@@ -91,7 +91,10 @@ fn ca_files_load_or_say_why_not() {
     let not_a_file = load(&CaSetting::File(dir.clone()), &no_env).unwrap_err();
     assert_eq!(
         not_a_file.to_string(),
-        format!("cannot read {}: not a regular file", dir.display())
+        format!(
+            "cannot read {}: it is a directory, not a regular file",
+            dir.display()
+        )
     );
 }
 

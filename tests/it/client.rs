@@ -182,7 +182,7 @@ fn the_deadline_holds_to_a_fraction_of_a_second() {
         read_request(&stream);
         let mut out = &stream;
         let head = b"HTTP/1.1 200 OK\r\nX-Slow: ";
-        for &byte in head.iter().chain(std::iter::repeat(&b'x').take(200)) {
+        for &byte in head.iter().chain(std::iter::repeat_n(&b'x', 200)) {
             if out.write_all(&[byte]).is_err() {
                 return;
             }

@@ -16,5 +16,6 @@ mod docs;
 mod hardening;
 mod mapping;
 mod properties;
+mod serving;
 mod ship;
 mod target;

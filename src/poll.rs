@@ -247,11 +247,10 @@ impl Poller {
     }
 
     /// How long a snapshot made now stays fresh: three times the time to the next poll (longer
-    /// while backing off) plus the target's timeout (as the client counts it, in whole
-    /// seconds). By then the next poll has ended, or the poller is stuck.
+    /// while backing off) plus the target's timeout, which bounds a whole poll. By then the
+    /// next poll has ended, or the poller is stuck.
     pub fn fresh_for(&self) -> Duration {
-        let timeout = Duration::from_secs(self.request.timeout.as_secs_f64().ceil() as u64);
-        self.delay() * 3 + timeout
+        self.delay() * 3 + self.request.timeout
     }
 
     /// Renders the state after a poll: the target's families `app` (empty unless the poll

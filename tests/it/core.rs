@@ -216,6 +216,30 @@ fn every_target_failure_is_a_status_not_a_crash() {
             "timeout",
             "no complete answer within TARGET_TIMEOUT_SECONDS",
         ),
+        (
+            Reply::Raw(
+                [
+                    b"HTTP/1.1 200 OK\r\n".as_slice(),
+                    &b"X: y\r\n".repeat(101),
+                    b"\r\n{}",
+                ]
+                .concat(),
+            ),
+            "too_large",
+            "more than 100 headers",
+        ),
+        (
+            Reply::Raw(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n10001\r\n".to_vec()),
+            "too_large",
+            "more than TARGET_MAX_BYTES (65536 bytes)",
+        ),
+        (
+            Reply::Raw(
+                b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n{}".to_vec(),
+            ),
+            "invalid_response",
+            "Content-Length is not one number",
+        ),
     ];
     for (reply, reason, message) in cases {
         let target = Target::start(Reply::Json(TUTORIAL_DOC.into()));

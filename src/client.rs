@@ -22,7 +22,9 @@ use crate::tls::Trust;
 mod connection;
 mod response;
 
-pub use response::MAX_HEAD_BYTES;
+#[cfg(test)]
+use response::MAX_HEAD_BYTES;
+
 /// Declares [`Reason`] from one list of variants with their labels, so that the variants,
 /// [`Reason::ALL`] and [`Reason::label`] cannot fall out of step.
 macro_rules! reasons {
@@ -183,7 +185,7 @@ fn request_bytes(target: &Target, path: &str, headers: &[(String, String)]) -> V
         target.host.clone()
     };
     let mut out = format!("GET {path} HTTP/1.1\r\nHost: {host}");
-    if target.port != default_port(target.https) {
+    if target.port != target::default_port(target.https) {
         out += &format!(":{}", target.port);
     }
     out += "\r\n";
@@ -192,14 +194,6 @@ fn request_bytes(target: &Target, path: &str, headers: &[(String, String)]) -> V
     }
     out += "Connection: close\r\n\r\n";
     out.into_bytes()
-}
-
-fn default_port(https: bool) -> u16 {
-    if https {
-        443
-    } else {
-        80
-    }
 }
 
 /// Fetches the document that `request` describes, following redirects on the same scheme,

@@ -353,7 +353,8 @@ pub fn split_authority(rest: &str) -> (&str, &str) {
     rest.split_at(rest.find(['/', '?']).unwrap_or(rest.len()))
 }
 
-fn default_port(https: bool) -> u16 {
+/// The port a scheme implies: 443 for https://, 80 for http://.
+pub fn default_port(https: bool) -> u16 {
     if https {
         443
     } else {

@@ -41,24 +41,27 @@ enum Framing {
     BadLength,
 }
 
-/// A connection with a buffer: bytes read but not yet used (`buf[start..]`).
+/// A connection with a buffer: `buf[start..end]` holds bytes read but not yet used; the rest of
+/// `buf` is room for the next read (zeroed once, when the buffer grows).
 pub struct Reader<R> {
     inner: R,
     buf: Vec<u8>,
     start: usize,
+    end: usize,
 }
 
 impl<R: Read> Reader<R> {
     pub fn new(inner: R) -> Reader<R> {
         Reader {
             inner,
-            buf: Vec::with_capacity(READ_SIZE),
+            buf: Vec::new(),
             start: 0,
+            end: 0,
         }
     }
 
     fn pending(&self) -> &[u8] {
-        &self.buf[self.start..]
+        &self.buf[self.start..self.end]
     }
 
     fn consume(&mut self, n: usize) {
@@ -69,15 +72,19 @@ impl<R: Read> Reader<R> {
     /// ends without `close_notify` ends the stream too: the framing decides whether the body
     /// is complete.
     fn fill(&mut self) -> io::Result<bool> {
-        if self.start > 0 {
-            self.buf.drain(..self.start);
-            self.start = 0;
+        if self.end == self.buf.len() {
+            // Room first by moving the pending bytes to the front, else by growing.
+            if self.start > 0 {
+                self.buf.copy_within(self.start..self.end, 0);
+                self.end -= self.start;
+                self.start = 0;
+            } else {
+                self.buf.resize(self.buf.len() + READ_SIZE, 0);
+            }
         }
-        let old = self.buf.len();
-        self.buf.resize(old + READ_SIZE, 0);
-        let read = read_retrying(&mut self.inner, &mut self.buf[old..]);
-        self.buf.truncate(old + *read.as_ref().unwrap_or(&0));
-        read.map(|n| n > 0)
+        let n = read_retrying(&mut self.inner, &mut self.buf[self.end..])?;
+        self.end += n;
+        Ok(n > 0)
     }
 
     /// Moves bytes into `body` until it holds `until` bytes or the stream ends: first the

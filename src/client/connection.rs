@@ -6,20 +6,20 @@
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc;
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use super::{Failure, Reason};
 use crate::tls::Trust;
 
-/// Host-name lookups that may run at once, in the whole process. A lookup that outlasts its
-/// fetch's deadline goes on on its thread until the resolver gives up; this bounds how many
-/// such threads a resolver that never answers can leave behind.
-const MAX_LOOKUPS: usize = 8;
+/// Lookups given up (their fetch's deadline passed) whose threads still wait for the resolver,
+/// at most, in the whole process: past it a new lookup is refused, so that a resolver that never
+/// answers cannot pile up threads. Lookups in progress are not limited (the callers are).
+const MAX_ABANDONED: usize = 8;
 /// Stack of a lookup thread: getaddrinfo's own needs, with room for glibc's NSS modules.
 const LOOKUP_STACK: usize = 256 * 1024;
 
-static LOOKUPS: AtomicUsize = AtomicUsize::new(0);
+static ABANDONED: AtomicUsize = AtomicUsize::new(0);
 
 /// A TCP connection whose every read and write ends by `deadline`.
 pub struct Socket {
@@ -183,32 +183,36 @@ fn resolve(host: &str, port: u16, deadline: Instant) -> Result<Vec<SocketAddr>, 
     if let Ok(ip) = host.parse::<IpAddr>() {
         return Ok(vec![SocketAddr::new(ip, port)]);
     }
-    if LOOKUPS.fetch_add(1, Ordering::AcqRel) >= MAX_LOOKUPS {
-        LOOKUPS.fetch_sub(1, Ordering::AcqRel);
+    if ABANDONED.load(Ordering::Acquire) >= MAX_ABANDONED {
         return Err(Failure::new(
             Reason::Resolve,
-            format!("{MAX_LOOKUPS} earlier lookups are still waiting for the resolver"),
+            format!("{MAX_ABANDONED} earlier lookups are still waiting for the resolver"),
         ));
     }
-    /// Gives the lookup's place back when its thread ends, or when it cannot start.
-    struct Lookup;
-    impl Drop for Lookup {
-        fn drop(&mut self) {
-            LOOKUPS.fetch_sub(1, Ordering::AcqRel);
-        }
+    /// The lookup's result, once its thread has one; `abandoned` once its fetch gave up.
+    #[derive(Default)]
+    struct Slot {
+        result: Option<io::Result<Vec<SocketAddr>>>,
+        abandoned: bool,
     }
-    let lookup = Lookup;
-    let (sender, receiver) = mpsc::channel();
+    let shared = Arc::new((Mutex::new(Slot::default()), Condvar::new()));
+    let theirs = Arc::clone(&shared);
     let name = host.to_string();
     let spawned = std::thread::Builder::new()
         .name("resolve".into())
         .stack_size(LOOKUP_STACK)
         .spawn(move || {
-            let _lookup = lookup;
             let result = (name.as_str(), port)
                 .to_socket_addrs()
                 .map(|addresses| addresses.collect::<Vec<_>>());
-            let _ = sender.send(result);
+            let (slot, done) = &*theirs;
+            let mut slot = slot.lock().unwrap_or_else(|e| e.into_inner());
+            if slot.abandoned {
+                ABANDONED.fetch_sub(1, Ordering::AcqRel);
+            } else {
+                slot.result = Some(result);
+                done.notify_one();
+            }
         });
     if let Err(e) = spawned {
         return Err(Failure::new(
@@ -216,18 +220,25 @@ fn resolve(host: &str, port: u16, deadline: Instant) -> Result<Vec<SocketAddr>, 
             format!("cannot start a thread for the lookup: {e}"),
         ));
     }
+    let (slot, done) = &*shared;
+    let slot = slot.lock().unwrap_or_else(|e| e.into_inner());
     let left = deadline.saturating_duration_since(Instant::now());
-    match receiver.recv_timeout(left) {
-        Ok(Ok(addresses)) if !addresses.is_empty() => Ok(addresses),
-        Ok(Ok(_)) => Err(Failure::new(Reason::Resolve, "no address for the host")),
-        Ok(Err(e)) => Err(Failure::new(Reason::Resolve, e.to_string())),
-        Err(mpsc::RecvTimeoutError::Timeout) => Err(Failure::new(
-            Reason::Timeout,
-            "while resolving the host name",
-        )),
-        Err(mpsc::RecvTimeoutError::Disconnected) => Err(Failure::new(
-            Reason::Resolve,
-            "the lookup ended without an answer",
-        )),
+    let (mut slot, _) = done
+        .wait_timeout_while(slot, left, |slot| slot.result.is_none())
+        .unwrap_or_else(|e| e.into_inner());
+    match slot.result.take() {
+        Some(Ok(addresses)) if !addresses.is_empty() => Ok(addresses),
+        Some(Ok(_)) => Err(Failure::new(Reason::Resolve, "no address for the host")),
+        Some(Err(e)) => Err(Failure::new(Reason::Resolve, e.to_string())),
+        None => {
+            // Decided under the lock, so the thread either has not answered yet and will see
+            // the flag, or has answered and `result` is not None.
+            slot.abandoned = true;
+            ABANDONED.fetch_add(1, Ordering::AcqRel);
+            Err(Failure::new(
+                Reason::Timeout,
+                "while resolving the host name",
+            ))
+        }
     }
 }

@@ -183,6 +183,19 @@ fn resolve(host: &str, port: u16, deadline: Instant) -> Result<Vec<SocketAddr>, 
     if let Ok(ip) = host.parse::<IpAddr>() {
         return Ok(vec![SocketAddr::new(ip, port)]);
     }
+    look_up(host, port, deadline, |name, port| {
+        (name, port).to_socket_addrs().map(|a| a.collect())
+    })
+}
+
+/// Runs `lookup` (the system's resolver, or a test's) on a thread of its own and waits for it
+/// until `deadline`.
+fn look_up(
+    host: &str,
+    port: u16,
+    deadline: Instant,
+    lookup: fn(&str, u16) -> io::Result<Vec<SocketAddr>>,
+) -> Result<Vec<SocketAddr>, Failure> {
     if ABANDONED.load(Ordering::Acquire) >= MAX_ABANDONED {
         return Err(Failure::new(
             Reason::Resolve,
@@ -202,9 +215,7 @@ fn resolve(host: &str, port: u16, deadline: Instant) -> Result<Vec<SocketAddr>, 
         .name("resolve".into())
         .stack_size(LOOKUP_STACK)
         .spawn(move || {
-            let result = (name.as_str(), port)
-                .to_socket_addrs()
-                .map(|addresses| addresses.collect::<Vec<_>>());
+            let result = lookup(&name, port);
             let (slot, done) = &*theirs;
             let mut slot = slot.lock().unwrap_or_else(|e| e.into_inner());
             if slot.abandoned {
@@ -240,5 +251,40 @@ fn resolve(host: &str, port: u16, deadline: Instant) -> Result<Vec<SocketAddr>, 
                 "while resolving the host name",
             ))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A resolver that never answers leaves at most MAX_ABANDONED threads behind; once they
+    /// end, lookups work again.
+    #[test]
+    fn lookups_given_up_on_are_bounded() {
+        fn slow(_: &str, port: u16) -> io::Result<Vec<SocketAddr>> {
+            std::thread::sleep(Duration::from_millis(1500));
+            Ok(vec![SocketAddr::from(([192, 0, 2, 1], port))])
+        }
+        fn fast(_: &str, port: u16) -> io::Result<Vec<SocketAddr>> {
+            Ok(vec![SocketAddr::from(([192, 0, 2, 2], port))])
+        }
+        let soon = || Instant::now() + Duration::from_millis(20);
+        for _ in 0..MAX_ABANDONED {
+            let got = look_up("slow.example", 80, soon(), slow).map_err(|f| f.to_string());
+            assert_eq!(
+                got,
+                Err("no complete answer within TARGET_TIMEOUT_SECONDS (while resolving the host name)".into())
+            );
+        }
+        let refused = look_up("any.example", 80, soon(), fast).map_err(|f| f.reason);
+        assert_eq!(refused, Err(Reason::Resolve));
+        let later = Instant::now() + Duration::from_secs(10);
+        while ABANDONED.load(Ordering::Acquire) > 0 {
+            assert!(Instant::now() < later, "the abandoned lookups never ended");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let got = look_up("any.example", 8000, soon() + Duration::from_secs(5), fast);
+        assert_eq!(got, Ok(vec![SocketAddr::from(([192, 0, 2, 2], 8000))]));
     }
 }

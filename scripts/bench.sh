@@ -18,7 +18,7 @@
 #                     reports it) for a 1 MiB document with a 300-metric mapping, and with those
 #                     plus `each` over 9,000 objects (27,300 series); peak RSS for each; for the
 #                     27,300 series, the bytes of a scrape on the wire with and without gzip, and
-#                     what compressing the snapshot costs each poll (examples/gzip_cost.rs)
+#                     what compressing the snapshot costs each poll (scripts/bench/gzip_cost.rs)
 #   scale curve       (issue 16, item 2: the mapping's part) documents of 300 to 300,000 series
 #
 # Settings, from the environment:
@@ -303,7 +303,7 @@ kind=$(describe "$bin")
   printf '%s\n' "${wire_rows[@]}"
   echo
   echo "Compressing the snapshot (both formats, once per poll, in the poller after rendering,"
-  echo "\`examples/gzip_cost.rs\`): $gzip_ms ms per poll."
+  echo "\`scripts/bench/gzip_cost.rs\`): $gzip_ms ms per poll."
   if ((${#scale_rows[@]})); then
     echo
     echo "## The scale curve"

@@ -15,6 +15,7 @@ mod core;
 mod docs;
 mod hardening;
 mod mapping;
+mod operating;
 mod properties;
 mod serving;
 mod ship;

@@ -1,10 +1,13 @@
 //! What the exporter says about its settings: the start-up line, and the one-shot commands that
 //! help people write a mapping: `--check-config` prints what the settings and the mapping amount
-//! to, `--render FILE` shows the metrics a saved document gives. None touches the network:
-//! knows nothing about the client, the poller or HTTP.
+//! to, `--render FILE` shows the metrics a saved document gives; neither touches the network.
+//! And `--healthcheck`, which asks a running exporter on loopback for `/-/healthy` with a dozen
+//! lines of `std::net` (a container's HEALTHCHECK has no curl): knows nothing about the target's
+//! client, the poller or the server.
 
-use std::io::Read;
-use std::net::SocketAddr;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
 
 use crate::config::Config;
 use crate::exposition;
@@ -135,4 +138,47 @@ pub fn render(config: &Config, file: &str) -> Result<(), String> {
     exposition::render(&applied.families, exposition::Format::Text, &mut out);
     print!("{out}");
     Ok(())
+}
+
+/// The longest `--healthcheck` takes: connecting, asking and reading the status line. Docker's
+/// default HEALTHCHECK timeout is 30 s; a healthy exporter answers in a millisecond.
+pub const HEALTHCHECK_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// `--healthcheck`: `Ok` if `GET /-/healthy` at `addr` answers 200 within
+/// [`HEALTHCHECK_TIMEOUT`], or why not.
+pub fn healthcheck(addr: SocketAddr) -> Result<(), String> {
+    let fail = |why: String| format!("--healthcheck: http://{addr}/-/healthy: {why}");
+    let deadline = Instant::now() + HEALTHCHECK_TIMEOUT;
+    let mut stream = TcpStream::connect_timeout(&addr, HEALTHCHECK_TIMEOUT)
+        .map_err(|e| fail(format!("cannot connect: {e}")))?;
+    let request = format!("GET /-/healthy HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    let left = || {
+        deadline
+            .saturating_duration_since(Instant::now())
+            .max(Duration::from_millis(1))
+    };
+    stream
+        .set_write_timeout(Some(left()))
+        .and_then(|()| stream.write_all(request.as_bytes()))
+        .map_err(|e| fail(format!("cannot send the request: {e}")))?;
+    // The status line is all that counts: `HTTP/1.1 200 OK`.
+    let mut head = [0u8; 32];
+    let mut len = 0;
+    while len < head.len() && !head[..len].contains(&b'\n') {
+        stream
+            .set_read_timeout(Some(left()))
+            .map_err(|e| fail(e.to_string()))?;
+        match stream.read(&mut head[len..]) {
+            Ok(0) => break,
+            Ok(n) => len += n,
+            Err(e) => return Err(fail(format!("no answer: {e}"))),
+        }
+    }
+    let line = String::from_utf8_lossy(&head[..len]);
+    let line = line.lines().next().unwrap_or("");
+    match line.split(' ').nth(1) {
+        Some("200") if line.starts_with("HTTP/1.") => Ok(()),
+        _ if line.is_empty() => Err(fail("closed without an answer".into())),
+        _ => Err(fail(format!("answered {line:?}"))),
+    }
 }

@@ -8,7 +8,7 @@
 
 use std::ffi::OsString;
 use std::fmt;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -18,6 +18,23 @@ use crate::mapping::{self, Mapping};
 use crate::target::{self, Target, UrlError};
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The commit the binary was built from (`git rev-parse --short HEAD`, by `build.rs`), or
+/// `unknown` when it was not built in a git checkout.
+pub const COMMIT: &str = env!("STATUS_EXPORTER_COMMIT");
+
+/// The cargo features the binary was built with, comma-separated; empty for the plain build.
+pub const FEATURES: &str = if cfg!(feature = "https") { "https" } else { "" };
+
+/// What `--version` prints: version, commit and features.
+pub fn version() -> String {
+    let features = if FEATURES.is_empty() {
+        "none"
+    } else {
+        FEATURES
+    };
+    format!("status-exporter {VERSION} (commit {COMMIT}, features: {features})")
+}
 
 pub const HELP: &str = "\
 status-exporter: polls a JSON status page and serves its values as Prometheus metrics
@@ -110,9 +127,15 @@ SERVING (what Prometheus scrapes):
 
 OTHER:
     --demo            serve an embedded demo target on a free loopback port and poll it
-                      (TARGET_* settings are ignored)
+                      (TARGET_* settings are ignored); it reports `unhealthy` during every
+                      minute whose number ends in 9 (10:09, 10:19, ... UTC), so that app_health
+                      changes
+    --healthcheck     ask the exporter running with these settings for /-/healthy
+                      (at EXPORTER_PORT, on LISTEN_ADDRESS or else 127.0.0.1; 2 s at
+                      most) and exit 0 if it answers 200, 1 otherwise: a container's
+                      HEALTHCHECK without curl; the other settings are not checked
     -h, --help        print this help
-    -V, --version     print the version
+    -V, --version     print the version, the commit and the features of the build
 
 ENDPOINTS:
     /metrics and /    the metrics (GET, HEAD); 401 without valid credentials when
@@ -122,7 +145,8 @@ ENDPOINTS:
 
 EXIT STATUS:
     0 after --help, --version, --check-config and --render; 2 for a bad setting or mapping;
-    1 when the exporter cannot start (port in use). A failing target never ends the process.
+    1 when the exporter cannot start (port in use), or --healthcheck gets no 200. A failing
+    target never ends the process.
 ";
 
 /// Everything the exporter needs to run, after defaults, environment and flags: one section for
@@ -197,6 +221,8 @@ pub enum Command {
     CheckConfig(Config),
     /// Apply the mapping to the document in this file (`-`: standard input) and print it.
     Render(Config, String),
+    /// Ask the exporter listening at this address whether it is healthy (`--healthcheck`).
+    Healthcheck(SocketAddr),
 }
 
 #[derive(Debug, PartialEq)]
@@ -274,6 +300,7 @@ pub fn parse(
     if args.contains(["-V", "--version"]) {
         return Ok(Command::Version);
     }
+    let healthcheck = args.contains("--healthcheck");
     let demo = args.contains("--demo");
     let check = args.contains("--check-config");
     let no_openmetrics = args.contains("--no-openmetrics");
@@ -332,6 +359,10 @@ pub fn parse(
             format!("unexpected argument {arg:?}")
         }));
     }
+    if healthcheck {
+        // The same command line as the exporter's works; only where it listens matters.
+        return Ok(Command::Healthcheck(healthcheck_address(listen, port)?));
+    }
 
     let interval = match interval {
         Some(raw) => parse_seconds(&raw, 0.1)?,
@@ -374,16 +405,7 @@ pub fn parse(
         },
         None => 8 << 20,
     };
-    let listen_address = match listen {
-        Some(raw) => Some(
-            raw.value
-                .trim_start_matches('[')
-                .trim_end_matches(']')
-                .parse()
-                .map_err(|_| raw.invalid("is not an IP address (e.g. 127.0.0.1, 0.0.0.0, ::)"))?,
-        ),
-        None => None,
-    };
+    let listen_address = listen.as_ref().map(parse_ip).transpose()?;
     let port = match port {
         Some(raw) => parse_port(&raw, 0)?,
         None => 9877,
@@ -629,6 +651,31 @@ pub fn request_settings(request: &RequestSettings) -> Vec<(&'static str, String)
         ));
     }
     out
+}
+
+/// Where `--healthcheck` finds the exporter: LISTEN_ADDRESS, or loopback when the exporter
+/// listens on all interfaces, at EXPORTER_PORT (which must be a port, not 0).
+fn healthcheck_address(listen: Option<Raw>, port: Option<Raw>) -> Result<SocketAddr, ConfigError> {
+    let ip = match listen.as_ref().map(parse_ip).transpose()? {
+        Some(IpAddr::V6(ip)) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        Some(ip) if !ip.is_unspecified() => ip,
+        _ => IpAddr::V4(Ipv4Addr::LOCALHOST),
+    };
+    let port = match port {
+        Some(raw) => parse_port(&raw, 1).map_err(|_| {
+            raw.invalid("is not a port number (1-65535); --healthcheck needs the port the exporter listens on")
+        })?,
+        None => 9877,
+    };
+    Ok(SocketAddr::new(ip, port))
+}
+
+fn parse_ip(raw: &Raw) -> Result<IpAddr, ConfigError> {
+    raw.value
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse()
+        .map_err(|_| raw.invalid("is not an IP address (e.g. 127.0.0.1, 0.0.0.0, ::)"))
 }
 
 fn parse_seconds(raw: &Raw, min: f64) -> Result<Duration, ConfigError> {

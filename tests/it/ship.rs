@@ -1,14 +1,19 @@
 //! Shipping, the parts that need no tool from outside Rust: the ordinary build is dynamic (so
 //! the ELF check of the static builds in `tests/external/ship.rs` can tell), the two systemd
 //! units stay in step, `scripts/install.sh` installs into a scratch root, and
-//! `scripts/status-exporter.env` holds only settings the exporter accepts.
+//! `scripts/status-exporter.env` holds only settings the exporter accepts; `--healthcheck`, the
+//! container's HEALTHCHECK, tells a running exporter from anything else.
 
 use std::fs;
+use std::net::TcpListener;
 use std::os::unix::fs::PermissionsExt;
-use std::process::Command;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use status_exporter::commands::HEALTHCHECK_TIMEOUT;
 
 use crate::harness::elf::read_elf;
-use crate::harness::{binary, repo, run, temp_dir};
+use crate::harness::{binary, command, repo, run, temp_dir, Exporter, Reply, Target};
 
 #[test]
 fn elf_check_sees_that_an_ordinary_build_is_dynamic() {
@@ -181,4 +186,125 @@ fn example_settings_file_holds_only_settings_the_exporter_accepts() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr),
     );
+}
+
+/// `status-exporter --healthcheck` with these arguments and variables: (exit code, output).
+fn healthcheck(args: &[&str], env: &[(&str, &str)]) -> (i32, String) {
+    let mut full = vec!["--healthcheck"];
+    full.extend_from_slice(args);
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = run(&mut command(&full, env));
+    let output = String::from_utf8_lossy(&stdout).into_owned() + &String::from_utf8_lossy(&stderr);
+    (status.code().unwrap_or(-1), output)
+}
+
+#[test]
+fn healthcheck_exits_0_for_a_running_exporter_and_1_otherwise() {
+    let exporter = Exporter::start(&["--demo"], &[]);
+    let port = exporter.addr.port().to_string();
+
+    // The exporter's own settings find it, as a HEALTHCHECK in its container does; the settings
+    // that do not say where it listens are not checked (a bad mapping file must not make a
+    // running exporter unhealthy).
+    let running = [
+        (
+            vec![],
+            vec![
+                ("EXPORTER_PORT", port.as_str()),
+                ("LISTEN_ADDRESS", "127.0.0.1"),
+            ],
+        ),
+        (vec![], vec![("EXPORTER_PORT", port.as_str())]),
+        (
+            vec![],
+            vec![
+                ("EXPORTER_PORT", port.as_str()),
+                ("LISTEN_ADDRESS", "0.0.0.0"),
+            ],
+        ),
+        (
+            vec!["--exporter-port", port.as_str(), "--demo"],
+            vec![("EXPORTER_PORT", "1")],
+        ),
+        (
+            vec![],
+            vec![
+                ("EXPORTER_PORT", port.as_str()),
+                ("CONFIG_FILE", "/nonexistent.json"),
+            ],
+        ),
+    ];
+    for (args, env) in running {
+        assert_eq!(
+            healthcheck(&args, &env),
+            (0, String::new()),
+            "{args:?} {env:?}"
+        );
+    }
+
+    // Nothing listening.
+    let free = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let (code, output) = healthcheck(&["--exporter-port", &free.to_string()], &[]);
+    assert_eq!(code, 1, "{output}");
+    assert_eq!(
+        output,
+        format!("error: --healthcheck: http://127.0.0.1:{free}/-/healthy: cannot connect: Connection refused (os error 111)\n")
+    );
+
+    // Something else listening: an answer other than 200, and no answer at all.
+    let target = Target::start(Reply::Status(503, "text/plain", "unavailable".into()));
+    let target_port = target.addr.port().to_string();
+    let (code, output) = healthcheck(&["--exporter-port", &target_port], &[]);
+    assert_eq!(code, 1, "{output}");
+    assert!(
+        output.ends_with(": answered \"HTTP/1.1 503 X\"\n"),
+        "{output}"
+    );
+    assert_eq!(target.seen()[0].path, "/-/healthy");
+
+    target.set(Reply::Hang);
+    let started = Instant::now();
+    let (code, output) = healthcheck(&["--exporter-port", &target_port], &[]);
+    let took = started.elapsed();
+    assert_eq!(code, 1, "{output}");
+    assert!(output.contains(": no answer: "), "{output}");
+    assert!(
+        took >= HEALTHCHECK_TIMEOUT && took < HEALTHCHECK_TIMEOUT + Duration::from_secs(8),
+        "{took:?}"
+    );
+
+    // A port it cannot check is a bad setting.
+    let (code, output) = healthcheck(&[], &[("EXPORTER_PORT", "0")]);
+    assert_eq!(
+        (code, output.as_str()),
+        (2, "error: EXPORTER_PORT: \"0\" is not a port number (1-65535); --healthcheck needs the port the exporter listens on\n")
+    );
+}
+
+#[test]
+fn every_licence_cargo_toml_names_has_its_file() {
+    let manifest = fs::read_to_string(repo().join("Cargo.toml")).unwrap();
+    let licence = manifest
+        .lines()
+        .find_map(|l| l.strip_prefix("license = "))
+        .expect("a license line in Cargo.toml")
+        .trim_matches('"');
+    assert_eq!(licence, "MIT OR Apache-2.0");
+    for (file, title) in [
+        ("LICENSE-MIT", "MIT License"),
+        (
+            "LICENSE-APACHE",
+            "Apache License\n                        Version 2.0, January 2004",
+        ),
+    ] {
+        let text = fs::read_to_string(repo().join(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
+        assert!(text.contains(title), "{file} is not the {title}");
+    }
 }

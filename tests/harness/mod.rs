@@ -565,10 +565,10 @@ pub fn run(command: &mut Command) -> Output {
 }
 
 // ---------------------------------------------------------------------------------------------
-// HTTPS targets (tests/it/target.rs): a private CA and a TLS server, both from the openssl CLI;
-// only in builds with the `https` feature.
+// HTTPS targets: a private CA and a TLS server, both from the openssl CLI. Used by the HTTPS
+// tests of the `https` build (tests/external/tls.rs), and by tests/external/ship.rs in any build,
+// for the static HTTPS binaries it builds.
 
-#[cfg(feature = "https")]
 /// A private CA and a server certificate it signed, for 127.0.0.1 and localhost, as PEM files.
 pub struct Pki {
     pub ca: PathBuf,
@@ -576,7 +576,6 @@ pub struct Pki {
     pub key: PathBuf,
 }
 
-#[cfg(feature = "https")]
 /// Makes a private CA and a server certificate in `dir` with the openssl CLI (EC P-256, valid
 /// for two days).
 pub fn private_ca(dir: &std::path::Path) -> Pki {
@@ -658,7 +657,6 @@ pub fn private_ca(dir: &std::path::Path) -> Pki {
     }
 }
 
-#[cfg(feature = "https")]
 /// An HTTPS target: `openssl s_server -WWW` on 127.0.0.1 with a free port, serving the files
 /// of a directory (HTTP/1.0, closed after each answer), killed when dropped.
 pub struct TlsTarget {
@@ -666,7 +664,6 @@ pub struct TlsTarget {
     pub addr: SocketAddr,
 }
 
-#[cfg(feature = "https")]
 impl TlsTarget {
     /// Starts serving the files of `root` (`GET /status` answers the file `status`) with the
     /// server certificate of `pki`; waits for the port.
@@ -707,7 +704,6 @@ impl TlsTarget {
     }
 }
 
-#[cfg(feature = "https")]
 impl Drop for TlsTarget {
     fn drop(&mut self) {
         let _ = self.child.kill();

@@ -308,3 +308,68 @@ fn every_licence_cargo_toml_names_has_its_file() {
         assert!(text.contains(title), "{file} is not the {title}");
     }
 }
+
+/// The init scripts for hosts without systemd (`scripts/init/`, run in tests/external/init.rs)
+/// name only settings and flags the exporter has: the settings file's variables, and the
+/// OpenWrt script's UCI options, each of which becomes a flag.
+#[test]
+fn init_settings_name_only_settings_the_exporter_accepts() {
+    let help = run(Command::new(binary()).arg("--help"));
+    let help = String::from_utf8_lossy(&help.stdout);
+    let init = repo().join("scripts/init");
+
+    let conf = fs::read_to_string(init.join("status-exporter.conf")).unwrap();
+    let variables: Vec<&str> = conf
+        .lines()
+        .filter_map(|l| l.trim_start_matches('#').strip_prefix("export "))
+        .filter_map(|l| l.split_once('=').map(|(name, _)| name))
+        .collect();
+    assert!(variables.len() >= 8, "{variables:?}");
+    for name in variables {
+        assert!(
+            help.contains(name),
+            "{name} is in status-exporter.conf, not in --help"
+        );
+    }
+
+    let script = fs::read_to_string(init.join("openwrt.init")).unwrap();
+    let list = script
+        .split_once("\nOPTIONS=\"")
+        .and_then(|(_, rest)| rest.split_once('"'))
+        .expect("OPTIONS=\"...\" in openwrt.init")
+        .0;
+    let options: Vec<&str> = list.split_whitespace().collect();
+    for option in &options {
+        let flag = format!("--{} ", option.replace('_', "-"));
+        assert!(
+            help.contains(&flag),
+            "openwrt.init passes {flag}, not in --help"
+        );
+    }
+    // Options the script handles one by one.
+    let special = ["enabled", "openmetrics", "demo", "target_header"];
+    for (option, flag) in [("openmetrics", "--no-openmetrics"), ("demo", "--demo")] {
+        assert!(
+            script.contains(flag) && help.contains(flag),
+            "{option}: {flag}"
+        );
+    }
+    assert!(help.contains("TARGET_HEADERS") && script.contains("TARGET_HEADERS="));
+    let config = fs::read_to_string(init.join("openwrt.config")).unwrap();
+    let configured: Vec<&str> = config
+        .lines()
+        .map(|l| l.trim().trim_start_matches('#'))
+        .filter_map(|l| {
+            l.strip_prefix("option ")
+                .or_else(|| l.strip_prefix("list "))
+        })
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert!(configured.len() >= 8, "{configured:?}");
+    for option in configured {
+        assert!(
+            options.contains(&option) || special.contains(&option),
+            "openwrt.config has option {option}, which openwrt.init does not pass on"
+        );
+    }
+}

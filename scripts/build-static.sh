@@ -11,7 +11,9 @@
 #   https   --features https            TARGET_DIR/https/TARGET/release/status-exporter
 # (HTTPS only for the targets in HTTPS_TARGETS; default: the three above). Each binary is also
 # copied to TARGET_DIR/static/ARCH/status-exporter[-VARIANT], ARCH as Docker names it (amd64,
-# arm64, 386, arm): that folder is the whole build context scripts/Dockerfile needs.
+# arm64, 386, arm), and the binaries of this machine's architecture to TARGET_DIR/static/native/
+# too (for Docker's classic builder, which does not say which architecture it builds for): that
+# folder is the whole build context scripts/Dockerfile needs.
 #
 # Linking: the musl targets link self-contained (rustc brings musl's crt objects and libc.a).
 # x86_64 links with the host's cc, the others with the rust-lld that ships with the toolchain
@@ -75,11 +77,14 @@ arch_of() {
         x86_64-*) echo amd64 ;;
         aarch64-*) echo arm64 ;;
         i?86-*) echo 386 ;;
-        armv7-* | arm-*) echo arm ;;
+        arm*) echo arm ;;
         riscv64*) echo riscv64 ;;
         *) echo "$1" ;;
     esac
 }
+
+# This machine's architecture, in Docker's naming.
+native_arch=$(arch_of "$(uname -m)-")
 
 wants_https() { [[ " $https_targets " == *" $1 "* ]]; }
 
@@ -117,6 +122,10 @@ build() {
     [[ $variant != plain ]] && name=status-exporter-$variant
     mkdir -p "$target_dir/static/$arch"
     cp "$dir/$target/release/status-exporter" "$target_dir/static/$arch/$name"
+    if [[ $arch == "$native_arch" ]]; then
+        mkdir -p "$target_dir/static/native"
+        cp "$dir/$target/release/status-exporter" "$target_dir/static/native/$name"
+    fi
 }
 
 # The binaries built, as "TARGET VARIANT PATH".

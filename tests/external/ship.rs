@@ -242,18 +242,28 @@ fn prometheus_scrapes_the_exporter_with_the_shipped_config() {
     let exporter = Exporter::spawn(demo(Command::new(binary())), PATIENCE);
     exporter.wait_ready(PATIENCE);
 
-    // The shipped targets, moved to this run's ports.
+    // The shipped targets, moved to this run's ports, and the rules beside it, where they are.
     let config = fs::read_to_string(&shipped).unwrap();
     assert!(
-        config.contains("\"localhost:9877\"") && config.contains("\"localhost:9090\""),
+        config.contains("\"localhost:9877\"")
+            && config.contains("\"localhost:9090\"")
+            && config.contains("\n  - alerts.yml\n"),
         "{config}"
     );
     let exporter_target = format!("127.0.0.1:{}", exporter.addr.port());
+    let rules = format!("\n  - {}\n", repo().join("scripts/alerts.yml").display());
     let prometheus = Prometheus::with_config("ship-prometheus", |web| {
         config
             .replace("localhost:9877", &exporter_target)
             .replace("localhost:9090", &web.to_string())
+            .replace("\n  - alerts.yml\n", &rules)
     });
+    let groups = prometheus.api.get("/api/v1/rules").unwrap();
+    assert_eq!(
+        groups["groups"][0]["rules"].as_array().map(Vec::len),
+        Some(5),
+        "{groups}"
+    );
 
     // The first scrape comes within one scrape interval (5 s) of start-up.
     wait_within(
@@ -474,6 +484,12 @@ fn builds() -> &'static Builds {
         Ok(Builds { dir })
     });
     built.as_ref().unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// The folder build-static.sh fills for scripts/Dockerfile: `ARCH/status-exporter[-VARIANT]`,
+/// and `native/` for this machine's architecture (tests/external/container.rs builds from it).
+pub fn static_dir() -> PathBuf {
+    builds().dir.join("static")
 }
 
 /// The binary build-static.sh made for `platform` and `variant`.

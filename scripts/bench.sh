@@ -202,7 +202,8 @@ kind=$(describe "$bin")
   printf '%s\n' "${size_rows[@]}"
   echo
   echo "The static builds are those found under \`target/\`, built by \`scripts/build-static.sh\` at the"
-  echo "time shown (possibly from another commit than the one above)."
+  echo "time shown (possibly from another commit than the one above). Every static binary and variant,"
+  echo "against its budget: [sizes.md](sizes.md), written by \`scripts/build-static.sh\`."
   echo
   echo "## Budgets"
   echo

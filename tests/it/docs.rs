@@ -60,6 +60,14 @@ const OTHER_FLAGS: &[(&str, &str)] = &[
     ("--env-file", "docker run"),
     ("--build", "docker compose up"),
     ("--now", "systemctl enable"),
+    (
+        "--target",
+        "cargo build, and the cc crate calling a C compiler",
+    ),
+    ("--component", "rustup toolchain install"),
+    ("--storage-driver", "dockerd"),
+    ("--iptables", "dockerd"),
+    ("--ip-forward", "dockerd"),
 ];
 
 /// Upper-case names with an underscore that the documentation uses and that are not settings of
@@ -74,6 +82,11 @@ const OTHER_NAMES: &[(&str, &str)] = &[
         "rustls-platform-verifier, in the HTTPS build",
     ),
     ("HTTPS_TARGETS", "scripts/build-static.sh"),
+    ("DOCKER_BUILDKIT", "docker build"),
+    (
+        "CARGO_TARGET_MIPSEL_UNKNOWN_LINUX_MUSL_LINKER",
+        "cargo: the linker for a target",
+    ),
     ("CARGO_BUILD_JOBS", "cargo"),
     ("PROMETHEUS_PORT", "scripts/demo-stack.sh"),
     (

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use status_exporter::commands::HEALTHCHECK_TIMEOUT;
 
 use crate::harness::elf::read_elf;
-use crate::harness::{binary, command, repo, run, temp_dir, Exporter, Reply, Target};
+use crate::harness::{binary, command, examples, repo, run, temp_dir, Exporter, Reply, Target};
 
 #[test]
 fn elf_check_sees_that_an_ordinary_build_is_dynamic() {
@@ -82,24 +82,46 @@ fn install_script_installs_into_a_scratch_root_and_can_run_again() {
     let file = |path: &str| root.join(path);
     let mode = |path: &str| fs::metadata(file(path)).unwrap().permissions().mode() & 0o7777;
     let scripts = repo().join("scripts");
-    let installed = [
-        ("usr/local/bin/status-exporter", binary().to_owned(), 0o755),
+    let mut installed = vec![
         (
-            "etc/systemd/system/status-exporter.service",
+            "usr/local/bin/status-exporter".to_string(),
+            binary().to_owned(),
+            0o755,
+        ),
+        (
+            "etc/systemd/system/status-exporter.service".to_string(),
             scripts.join("status-exporter.service"),
             0o644,
         ),
         (
-            "etc/systemd/system/status-exporter@.service",
+            "etc/systemd/system/status-exporter@.service".to_string(),
             scripts.join("status-exporter@.service"),
             0o644,
         ),
         (
-            "etc/status-exporter/status-exporter.env",
-            scripts.join("status-exporter.env"),
-            0o640,
+            "usr/local/share/status-exporter/mappings/README.md".to_string(),
+            scripts.join("mappings/README.md"),
+            0o644,
         ),
     ];
+    // Every example mapping, with its sample document, readable by all.
+    let examples = examples();
+    for example in &examples {
+        let name = example.file_name().unwrap().to_string_lossy();
+        for file in ["mapping.json", "document.json"] {
+            installed.push((
+                format!("usr/local/share/status-exporter/mappings/{name}/{file}"),
+                example.join(file),
+                0o644,
+            ));
+        }
+    }
+    let updatable = installed.len();
+    installed.push((
+        "etc/status-exporter/status-exporter.env".to_string(),
+        scripts.join("status-exporter.env"),
+        0o640,
+    ));
 
     let first = install(None);
     for (path, source, expected_mode) in &installed {
@@ -119,7 +141,7 @@ fn install_script_installs_into_a_scratch_root_and_can_run_again() {
     let env_file = "etc/status-exporter/status-exporter.env";
     fs::write(file(env_file), "TARGET_PORT=8001\n").unwrap();
     let second = install(None);
-    for (path, _, _) in &installed[..3] {
+    for (path, _, _) in &installed[..updatable] {
         assert!(
             second.contains(&format!("unchanged  {}", file(path).display())),
             "{path}:\n{second}"
@@ -134,10 +156,21 @@ fn install_script_installs_into_a_scratch_root_and_can_run_again() {
         "TARGET_PORT=8001\n"
     );
 
-    // Another PREFIX moves the binary, and the units follow it.
+    // An installed example mapping is one the exporter takes.
+    let tasmota = file("usr/local/share/status-exporter/mappings/tasmota/mapping.json");
+    let check = run(Command::new(binary())
+        .arg("--check-config")
+        .arg("--config-file")
+        .arg(&tasmota));
+    assert!(check.status.success(), "{check:?}");
+
+    // Another PREFIX moves the binary and the examples, and the units follow it.
     let third = install(Some("/opt/status-exporter"));
     assert!(third.contains("updated    "), "{third}");
     assert!(file("opt/status-exporter/bin/status-exporter").is_file());
+    assert!(
+        file("opt/status-exporter/share/status-exporter/mappings/tasmota/mapping.json").is_file()
+    );
     for unit in ["status-exporter.service", "status-exporter@.service"] {
         let text = fs::read_to_string(file(&format!("etc/systemd/system/{unit}"))).unwrap();
         assert!(

@@ -7,11 +7,13 @@
 # Without arguments it builds x86_64-unknown-linux-musl, aarch64-unknown-linux-musl and
 # i686-unknown-linux-musl, plus armv7-unknown-linux-musleabihf when that target's standard
 # library is installed, and writes docs/sizes.md. Each target is built in every variant:
-#   plain   no HTTPS                    TARGET_DIR/TARGET/release/status-exporter
-#   https   --features https            TARGET_DIR/https/TARGET/release/status-exporter
+#   plain                no HTTPS          TARGET_DIR/TARGET/release/status-exporter
+#   https                --features https   TARGET_DIR/https/TARGET/release/status-exporter
+#   https-builtin-roots  with the CA roots built in (when Cargo.toml has that feature)
+#                                          TARGET_DIR/https-builtin-roots/TARGET/release/...
 # (HTTPS only for the targets in HTTPS_TARGETS; default: the three above). Each binary is also
-# copied to TARGET_DIR/static/ARCH/status-exporter[-VARIANT], ARCH as Docker names it (amd64,
-# arm64, 386, arm), and the binaries of this machine's architecture to TARGET_DIR/static/native/
+# copied to TARGET_DIR/static/ARCH/status-exporter, status-exporter-https and
+# status-exporter-https-roots, ARCH as Docker names it (amd64, arm64, 386, arm), and the binaries of this machine's architecture to TARGET_DIR/static/native/
 # too (for Docker's classic builder, which does not say which architecture it builds for): that
 # folder is the whole build context scripts/Dockerfile needs.
 #
@@ -42,11 +44,17 @@ sizes_file=${SIZES:-}
 sysroot=$("${RUSTC:-rustc}" --print sysroot)
 cargo=${CARGO:-cargo}
 
-# The variants: name, cargo features, size budget in bytes. `plain` is built for every target,
-# the others for the targets in HTTPS_TARGETS.
+# The variants: name (also the name of its target directory), cargo features, the suffix of the
+# copy in static/ARCH/, size budget in bytes. `plain` is built for every target, the others for
+# the targets in HTTPS_TARGETS; https-builtin-roots (the Mozilla CA roots built in, for hosts
+# without a CA bundle) when Cargo.toml has that feature.
 variants=(plain https)
-declare -A features=([plain]="" [https]="https")
-declare -A budget=([plain]=$((1 << 20)) [https]=$((3 << 20)))
+declare -A features=([plain]="" [https]="https" [https-builtin-roots]="https-builtin-roots")
+declare -A suffix=([plain]="" [https]="-https" [https-builtin-roots]="-https-roots")
+declare -A budget=([plain]=$((1 << 20)) [https]=$((3 << 20)) [https-builtin-roots]=$((3 << 20)))
+if grep -q '^https-builtin-roots = ' "$root/Cargo.toml"; then
+    variants+=(https-builtin-roots)
+fi
 
 fail() {
     echo "build-static: $*" >&2
@@ -117,9 +125,8 @@ build() {
     fi
     echo "build-static: building $target ($variant)" >&2
     "$cargo" "${args[@]}"
-    local arch name=status-exporter
+    local arch name=status-exporter${suffix[$variant]}
     arch=$(arch_of "$target")
-    [[ $variant != plain ]] && name=status-exporter-$variant
     mkdir -p "$target_dir/static/$arch"
     cp "$dir/$target/release/status-exporter" "$target_dir/static/$arch/$name"
     if [[ $arch == "$native_arch" ]]; then
@@ -148,12 +155,12 @@ done
 grouped() { echo "$1" | sed ':a; s/\([0-9]\)\([0-9]\{3\}\)\($\|,\)/\1,\2\3/; ta'; }
 
 echo
-printf '%-34s %-7s %10s %10s  %s\n' target variant bytes budget binary
+printf '%-34s %-19s %10s %10s  %s\n' target variant bytes budget binary
 over=()
 for line in "${built[@]}"; do
     read -r target variant bin <<<"$line"
     size=$(stat -c %s "$bin")
-    printf '%-34s %-7s %10s %10s  %s\n' "$target" "$variant" "$size" "${budget[$variant]}" "$bin"
+    printf '%-34s %-19s %10s %10s  %s\n' "$target" "$variant" "$size" "${budget[$variant]}" "$bin"
     if ((size > budget[$variant])); then
         over+=("$target ($variant): $(grouped "$size") bytes, over its budget of $(grouped "${budget[$variant]}")")
     fi

@@ -66,10 +66,25 @@ const I686: Platform = Platform {
 };
 const PLATFORMS: [Platform; 3] = [X86_64, AARCH64, I686];
 
-/// The variants build-static.sh builds, with their size budgets in bytes.
-const PLAIN: (&str, u64) = ("plain", 1 << 20);
-const HTTPS: (&str, u64) = ("https", 3 << 20);
-const VARIANTS: [(&str, u64); 2] = [PLAIN, HTTPS];
+/// The variants build-static.sh builds, with their size budgets in bytes: plain, https, and
+/// https-builtin-roots where Cargo.toml has that feature.
+fn variants() -> Vec<(&'static str, u64)> {
+    let mut variants = vec![("plain", 1 << 20), ("https", 3 << 20)];
+    let manifest = fs::read_to_string(repo().join("Cargo.toml")).unwrap();
+    if manifest.contains("\nhttps-builtin-roots = ") {
+        variants.push(("https-builtin-roots", 3 << 20));
+    }
+    variants
+}
+
+/// The variants with HTTPS.
+fn https_variants() -> Vec<&'static str> {
+    variants()
+        .into_iter()
+        .map(|(variant, _)| variant)
+        .filter(|v| *v != "plain")
+        .collect()
+}
 
 /// Limit for start-up and first poll; generous, since qemu emulates the aarch64 binary.
 const PATIENCE: Duration = Duration::from_secs(60);
@@ -81,7 +96,7 @@ const DEMO_METRIC: &str = "app_requests_current";
 fn static_binaries_are_static_and_within_their_budgets() {
     let mut failures = Vec::new();
     for platform in PLATFORMS {
-        for (variant, budget) in VARIANTS {
+        for (variant, budget) in variants() {
             let path = static_binary(platform, variant);
             check_static(&path, platform.machine);
             let size = fs::metadata(&path).unwrap().len();
@@ -101,17 +116,17 @@ fn static_binaries_are_static_and_within_their_budgets() {
 #[test]
 fn size_table_lists_every_binary_and_variant() {
     let table = fs::read_to_string(builds().dir.join("sizes.md")).unwrap();
-    assert!(
-        table.contains("| target | Docker arch | plain | https |"),
-        "{table}"
-    );
+    let variants = variants();
+    let names: Vec<&str> = variants.iter().map(|(v, _)| *v).collect();
+    let header = format!("| target | Docker arch | {} |", names.join(" | "));
+    assert!(table.contains(&header), "{header}\n{table}");
     for platform in PLATFORMS {
         let row = table
             .lines()
             .find(|l| l.starts_with(&format!("| `{}` |", platform.target)))
             .unwrap_or_else(|| panic!("no row for {} in\n{table}", platform.target));
         let cells: Vec<&str> = row.split('|').map(str::trim).collect();
-        for (i, (variant, _)) in VARIANTS.iter().enumerate() {
+        for (i, (variant, _)) in variants.iter().enumerate() {
             let size = fs::metadata(static_binary(platform, variant))
                 .unwrap()
                 .len();
@@ -147,7 +162,9 @@ fn version_names_the_commit_and_the_features() {
 #[test]
 fn x86_64_binaries_serve_from_an_empty_root() {
     check_serves_from_an_empty_root(X86_64, "plain");
-    check_serves_from_an_empty_root(X86_64, "https");
+    for variant in https_variants() {
+        check_serves_from_an_empty_root(X86_64, variant);
+    }
 }
 
 #[test]
@@ -158,7 +175,9 @@ fn x86_64_https_binary_polls_a_private_ca_target_from_an_empty_root() {
 #[test]
 fn aarch64_binaries_serve_from_an_empty_root_under_qemu() {
     check_serves_from_an_empty_root(AARCH64, "plain");
-    check_serves_from_an_empty_root(AARCH64, "https");
+    for variant in https_variants() {
+        check_serves_from_an_empty_root(AARCH64, variant);
+    }
 }
 
 #[test]
@@ -169,7 +188,9 @@ fn aarch64_https_binary_polls_a_private_ca_target_under_qemu() {
 #[test]
 fn i686_binaries_serve_from_an_empty_root() {
     check_serves_from_an_empty_root(I686, "plain");
-    check_serves_from_an_empty_root(I686, "https");
+    for variant in https_variants() {
+        check_serves_from_an_empty_root(I686, variant);
+    }
 }
 
 #[test]
@@ -370,15 +391,25 @@ fn check_serves_from_an_empty_root(platform: Platform, variant: &str) {
     }
 }
 
-/// The HTTPS binary of `platform` in an empty root polls an https:// target whose certificate
-/// a private CA signed: with the CA in TARGET_CA_FILE it reads the document; without it (and
-/// there is no CA bundle at all in the root) every poll fails with reason `tls`.
+/// Each HTTPS binary of `platform` in an empty root polls an https:// target whose certificate
+/// a private CA signed: with the CA in TARGET_CA_FILE it reads the document; without it (there
+/// is no CA bundle at all in the root, and built-in roots do not know a private CA) every poll
+/// fails with reason `tls`.
 fn check_polls_https_from_an_empty_root(platform: Platform) {
-    let root = Root::new(platform, "https", "tls");
-    let pki = private_ca(&temp_dir(&format!("ship-pki-{}", platform.target)));
+    for variant in https_variants() {
+        check_polls_https(platform, variant);
+    }
+}
+
+fn check_polls_https(platform: Platform, variant: &str) {
+    let root = Root::new(platform, variant, "tls");
+    let pki = private_ca(&temp_dir(&format!(
+        "ship-pki-{}-{variant}",
+        platform.target
+    )));
     fs::copy(&pki.ca, root.dir.join("ca.pem")).unwrap();
     fs::set_permissions(root.dir.join("ca.pem"), fs::Permissions::from_mode(0o644)).unwrap();
-    let www = temp_dir(&format!("ship-www-{}", platform.target));
+    let www = temp_dir(&format!("ship-www-{}-{variant}", platform.target));
     fs::write(www.join("status"), TUTORIAL_DOC).unwrap();
     let tls = TlsTarget::start(&pki, &www);
     let url = tls.url("/status");

@@ -11,8 +11,8 @@
 #   unit+it         `cargo test`: unit tests and tests/it (what a contributor runs, no tools)
 #   external        `cargo test --test external`: Prometheus, promtool, the Python client, the
 #                   static musl builds (with zig), qemu, chroot, systemd-analyze, the init
-#                   scripts (BusyBox, OpenRC), Docker and Compose (needs root: chroot, running
-#                   as nobody, a mount namespace, dockerd)
+#                   scripts (BusyBox, OpenRC), Docker and Compose, htpasswd, headless Chromium
+#                   (needs root: chroot, running as nobody, a mount namespace, dockerd)
 #   https unit+it   the `https` build: unit tests, and the core and target tests of tests/it
 #   https external  the `https` build: the HTTPS targets of tests/external (openssl)
 set -uo pipefail
@@ -36,8 +36,11 @@ cd "$(dirname "$0")/.." || exit 2
 #   docker-compose             Compose v1 (tests/external/container.rs)
 #   iproute2                   ip, to remove the docker0 bridge after (tests/external/container.rs)
 #   python3-venv               the virtual environments of the Python packages below
+#   apache2-utils              htpasswd -B: bcrypt users files (tests/external/operating.rs)
+#   chromium                   headless screenshots of the status page (scripts/screenshot.sh)
 packages=(prometheus qemu-user-static systemd openssl musl-tools python3-prometheus-client coreutils
-  git busybox-static shellcheck openrc util-linux docker.io docker-compose iproute2 python3-venv)
+  git busybox-static shellcheck openrc util-linux docker.io docker-compose iproute2 python3-venv
+  apache2-utils chromium)
 checks=(
   "command -v promtool && command -v prometheus"
   "command -v qemu-aarch64-static"
@@ -55,6 +58,8 @@ checks=(
   "command -v docker-compose"
   "PATH=\$PATH:/usr/sbin:/sbin command -v ip"
   "python3 -c 'import ensurepip'"
+  "command -v htpasswd"
+  "command -v chromium"
 )
 # Rust standard libraries for the static builds (tests/external/ship.rs).
 targets=(x86_64-unknown-linux-musl aarch64-unknown-linux-musl i686-unknown-linux-musl)

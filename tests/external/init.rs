@@ -1,7 +1,7 @@
 //! The service files for hosts without systemd (`scripts/init/`), run as far as this machine
 //! allows: each passes `shellcheck` and parses in BusyBox `sh`, and each starts the exporter
 //! with the settings of its configuration file (target, port, address, interval, request
-//! headers), as nobody, and stops it.
+//! headers), as nobody, has it read its files again on `reload` (SIGHUP), and stops it.
 //!
 //! - BusyBox init (`busybox.init` with `status-exporter.conf` as /etc/default): run by BusyBox
 //!   `sh` with nothing but BusyBox's applets on PATH.
@@ -130,6 +130,11 @@ fn busybox_script_starts_the_exporter_with_its_settings_and_stops_it() {
         service("status"),
         (Some(0), format!("status-exporter is running (PID {pid})\n"))
     );
+    assert_eq!(
+        service("reload"),
+        (Some(0), "Reloading status-exporter: OK\n".into())
+    );
+    check_reloaded(pid, &root.join("var/log/status-exporter.log"));
 
     assert_eq!(
         service("stop"),
@@ -252,6 +257,14 @@ fn openrc_script_starts_the_exporter_with_its_settings_and_stops_it() {
         log.contains(&format!("listening on 127.0.0.1:{port}")),
         "{log}"
     );
+    let (code, output) = service("reload");
+    assert_eq!(code, Some(0), "{output}");
+    assert!(
+        output.contains("Reloading status-exporter ... [ ok ]"),
+        "{output}"
+    );
+    check_reloaded(pid, &root.join("var/log/status-exporter.log"));
+    assert_eq!(children(supervisor), [pid]);
 
     let (code, output) = service("stop");
     assert_eq!(code, Some(0), "{output}");
@@ -390,6 +403,10 @@ set stderr '1'
     let pid = read_pid(&pidfile);
     check_serving(pid, port, &target, &daemon);
     assert_eq!(service("running"), (Some(0), String::new()));
+    // A reload with the settings unchanged: the same instance, told to read its files again.
+    assert_eq!(service("reload"), (Some(0), String::new()));
+    assert_eq!(read_pid(&pidfile), pid);
+    check_reloaded(pid, &state.join("main.log"));
 
     assert_eq!(service("stop"), (Some(0), String::new()));
     check_stopped(pid, port);
@@ -468,6 +485,23 @@ fn check_serving(pid: u32, port: u16, target: &Target, daemon: &Path) {
         !String::from_utf8_lossy(&cmdline).contains("SECRET"),
         "a header value on the command line: {}",
         String::from_utf8_lossy(&cmdline)
+    );
+}
+
+/// The exporter `pid` got SIGHUP (`reload`) and still runs: it says so in its log.
+fn check_reloaded(pid: u32, log: &Path) {
+    wait_for(
+        "the exporter's log line for SIGHUP",
+        || {
+            fs::read_to_string(log)
+                .ok()
+                .filter(|text| text.contains("info: SIGHUP: "))
+        },
+        || fs::read_to_string(log).unwrap_or_default(),
+    );
+    assert!(
+        Path::new(&format!("/proc/{pid}")).exists(),
+        "{pid} ended on reload"
     );
 }
 

@@ -1,7 +1,9 @@
 # shellcheck shell=sh disable=SC3043
 # Test stand-in for OpenWrt's /lib/functions/procd.sh (see README.md). State in $PROCD_STATE:
-# INSTANCE.params, the parameters as set (one line each: set|append KEY 'VALUE'...), and
-# INSTANCE.pid, the running command's PID.
+# INSTANCE.params, the parameters as set (one line each: set|append KEY 'VALUE'...);
+# INSTANCE.pid, the running command's PID; INSTANCE.log, its stdout and stderr (procd's go to
+# the system log). As procd does, an instance started again with the same parameters is left
+# running, and one whose parameters changed is restarted.
 
 # 'it'\''s' for it's: one shell word.
 procd_quote() {
@@ -22,6 +24,8 @@ procd_open_instance() {
 	procd_command=""
 	procd_env=""
 	procd_user=root
+	[ -f "$PROCD_STATE/$procd_instance.params" ] &&
+		mv "$PROCD_STATE/$procd_instance.params" "$PROCD_STATE/$procd_instance.params.old"
 	: >"$PROCD_STATE/$procd_instance.params"
 }
 
@@ -53,12 +57,35 @@ procd_append_param() {
 	esac
 }
 
-# Starts the instance in the background: the command, as the user, with only the environment
-# it was given (procd's own is nearly empty).
+# Starts the instance in the background, unless it runs with the same parameters: the command,
+# as the user, with only the environment it was given (procd's own is nearly empty).
 procd_close_instance() {
+	local _pidfile="$PROCD_STATE/$procd_instance.pid" _tries=0
+	if [ -f "$_pidfile" ] && kill -0 "$(cat "$_pidfile")" 2>/dev/null; then
+		cmp -s "$PROCD_STATE/$procd_instance.params" "$PROCD_STATE/$procd_instance.params.old" &&
+			return 0
+		procd_stop "$_pidfile"
+	fi
 	eval "set -- $procd_env $procd_command"
-	start-stop-daemon -S -b -m -p "$PROCD_STATE/$procd_instance.pid" -c "$procd_user" \
-		-x "$(command -v env)" -- -i "$@"
+	start-stop-daemon -S -m -p "$_pidfile" -c "$procd_user" -x "$(command -v env)" -- -i "$@" \
+		</dev/null >>"$PROCD_STATE/$procd_instance.log" 2>&1 &
+	while [ ! -s "$_pidfile" ] && [ "$_tries" -lt 50 ]; do
+		sleep 0.1
+		_tries=$((_tries + 1))
+	done
+}
+
+# procd_send_signal SERVICE [INSTANCE|'*' [SIGNAL]]: signals the instances (default SIGHUP)
+procd_send_signal() {
+	local _pidfile
+	for _pidfile in "$PROCD_STATE"/*.pid; do
+		[ -f "$_pidfile" ] || continue
+		case $2 in
+			'' | '*') ;;
+			*) [ "$_pidfile" = "$PROCD_STATE/$2.pid" ] || continue ;;
+		esac
+		kill -"${3:-HUP}" "$(cat "$_pidfile")" 2>/dev/null
+	done
 }
 
 procd_add_reload_trigger() {
@@ -77,18 +104,22 @@ procd_running() {
 	return 1
 }
 
-# procd_kill SERVICE [INSTANCE]: stops the instances and waits (at most 10 s) for them to end
+# procd_stop PIDFILE: stops that instance and waits (at most 10 s) for it to end
+procd_stop() {
+	local _pid _tries=0
+	_pid=$(cat "$1")
+	kill "$_pid" 2>/dev/null
+	while kill -0 "$_pid" 2>/dev/null && [ "$_tries" -lt 100 ]; do
+		sleep 0.1
+		_tries=$((_tries + 1))
+	done
+	rm -f "$1"
+}
+
+# procd_kill SERVICE [INSTANCE]: stops the instances
 procd_kill() {
-	local _pidfile _pid _tries
+	local _pidfile
 	for _pidfile in "$PROCD_STATE"/*.pid; do
-		[ -f "$_pidfile" ] || continue
-		_pid=$(cat "$_pidfile")
-		kill "$_pid" 2>/dev/null
-		_tries=0
-		while kill -0 "$_pid" 2>/dev/null && [ "$_tries" -lt 100 ]; do
-			sleep 0.1
-			_tries=$((_tries + 1))
-		done
-		rm -f "$_pidfile"
+		[ -f "$_pidfile" ] && procd_stop "$_pidfile"
 	done
 }

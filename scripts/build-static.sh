@@ -13,9 +13,10 @@
 #                                          TARGET_DIR/https-builtin-roots/TARGET/release/...
 # (HTTPS only for the targets in HTTPS_TARGETS; default: the three above). Each binary is also
 # copied to TARGET_DIR/static/ARCH/status-exporter, status-exporter-https and
-# status-exporter-https-roots, ARCH as Docker names it (amd64, arm64, 386, arm), and the binaries of this machine's architecture to TARGET_DIR/static/native/
-# too (for Docker's classic builder, which does not say which architecture it builds for): that
-# folder is the whole build context scripts/Dockerfile needs.
+# status-exporter-https-roots, ARCH as Docker names it (amd64, arm64, 386, arm), and the
+# binaries of this machine's architecture to TARGET_DIR/static/native/ too (for Docker's classic
+# builder, which does not say which architecture it builds for): that folder is the whole build
+# context scripts/Dockerfile needs.
 #
 # Linking: the musl targets link self-contained (rustc brings musl's crt objects and libc.a).
 # x86_64 links with the host's cc, the others with the rust-lld that ships with the toolchain

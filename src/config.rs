@@ -19,6 +19,10 @@ use crate::target::{self, Target, UrlError};
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
+/// MAX_SERIES by default: far more than a status page gives, far less than what would take the
+/// exporter past its memory budget (a series costs about 100 bytes in each of the two formats).
+const DEFAULT_MAX_SERIES: usize = 100_000;
+
 pub const HELP: &str = "\
 status-exporter: polls a JSON status page and serves its values as Prometheus metrics
 
@@ -95,6 +99,10 @@ MAPPING (which JSON value becomes which metric):
     --render FILE                                               apply the mapping to a JSON document
                                                                 in FILE (`-`: standard input), print
                                                                 the metrics, exit; no network
+    --max-series N                    MAX_SERIES                most series one poll may give; a
+                                                                document that gives more fails the
+                                                                poll (reason too_many_series);
+                                                                default: 100000
 
 SERVING (what Prometheus scrapes):
     --exporter-port PORT              EXPORTER_PORT             default: 9877; 0 picks a free port
@@ -149,6 +157,9 @@ pub struct PollSettings {
     pub mapping_file: Option<PathBuf>,
     /// The mapping in use at start-up (the file's, or the built-in one).
     pub mapping: Mapping,
+    /// The most series one poll may give; a document that gives more fails the poll.
+    /// MAX_SERIES, default 100,000.
+    pub max_series: usize,
 }
 
 /// What a request to the target is made of.
@@ -313,6 +324,7 @@ pub fn parse(
     let listen = setting("--listen-address", "LISTEN_ADDRESS")?;
     let port = setting("--exporter-port", "EXPORTER_PORT")?;
     let file = setting("--config-file", "CONFIG_FILE")?;
+    let max_series = setting("--max-series", "MAX_SERIES")?;
     let openmetrics = setting("--openmetrics", "OPENMETRICS")?;
     let render = setting("--render", "")?;
     let bearer = setting("--target-bearer-token-file", "TARGET_BEARER_TOKEN_FILE")?;
@@ -425,6 +437,13 @@ pub fn parse(
         }
         None => None,
     };
+    let max_series = match max_series {
+        Some(raw) => match raw.value.parse::<usize>() {
+            Ok(n) if n >= 1 => n,
+            _ => return Err(raw.invalid("is not a number of series (at least 1)")),
+        },
+        None => DEFAULT_MAX_SERIES,
+    };
     let mapping_file = file.map(|raw| PathBuf::from(raw.value));
     let mapping = match &mapping_file {
         Some(path) => files::read_mapping(path).map_err(ConfigError::File)?,
@@ -443,6 +462,7 @@ pub fn parse(
             },
             mapping_file,
             mapping,
+            max_series,
         },
         serve: ServeSettings {
             listen_address,

@@ -9,16 +9,15 @@
 //! A scrape never waits on a poll: the server only clones the `Arc` of the latest snapshot.
 //! Knows nothing about HTTP serving or how the target is reached.
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-
-use serde_json::Value;
 
 use crate::client::{self, Failure, Reason};
 use crate::config::{PollSettings, RequestSettings};
 use crate::exposition::Family;
 use crate::files::{Credentials, MappingFile};
 use crate::log;
-use crate::mapping::{self, Mapping};
+use crate::mapping::{self, ApplyError, Mapping};
 use crate::own_metrics::{self, Figures};
 use crate::snapshot::{self, Shared, Snapshot};
 
@@ -62,6 +61,10 @@ pub struct Poller {
     /// The credentials, when there are any.
     credentials: Option<Credentials>,
     mapping: Mapping,
+    /// The most series one poll may give (MAX_SERIES).
+    max_series: usize,
+    /// What the last poll's document gave; its memory is used again by the next.
+    applied: mapping::Applied,
     /// The mapping file (its last good mapping), when there is one.
     mapping_file: Option<MappingFile>,
     polls: u64,
@@ -87,9 +90,9 @@ impl Poller {
             request: request.clone(),
             interval: settings.interval,
             credentials: request.auth.clone().map(Credentials::open),
-            mapping: Mapping {
-                metrics: Vec::new(),
-            },
+            mapping: Mapping::default(),
+            max_series: settings.max_series,
+            applied: mapping::Applied::default(),
             mapping_file: settings
                 .mapping_file
                 .clone()
@@ -108,17 +111,15 @@ impl Poller {
     }
 
     fn set_mapping(&mut self, mapping: Mapping) {
-        let old = std::mem::take(&mut self.mapping_errors);
+        // Counts carry over by name; looked up in a map, so that a large mapping reloads in
+        // linear time.
+        let old: HashMap<String, u64> = std::mem::take(&mut self.mapping_errors)
+            .into_iter()
+            .collect();
         self.mapping_errors = mapping
             .metrics
             .iter()
-            .map(|m| {
-                let count = old
-                    .iter()
-                    .find(|(name, _)| *name == m.name)
-                    .map_or(0, |&(_, n)| n);
-                (m.name.clone(), count)
-            })
+            .map(|m| (m.name.clone(), old.get(&m.name).copied().unwrap_or(0)))
             .collect();
         self.mapping_failing = vec![false; mapping.metrics.len()];
         self.mapping = mapping;
@@ -145,21 +146,28 @@ impl Poller {
         let started = Instant::now();
         let fetched = client::fetch(&self.request, authorization);
         let result = fetched.and_then(|body| {
-            let doc: Value = mapping::parse_document(&self.mapping, &body)
-                .map_err(|e| Failure::new(Reason::InvalidJson, e.to_string()))?;
-            let applied = mapping::apply(&self.mapping, &doc);
-            self.note_mapping_errors(&applied.errors);
-            Ok(applied.families)
+            mapping::apply_into(&self.mapping, &body, self.max_series, &mut self.applied).map_err(
+                |e| match e {
+                    ApplyError::InvalidJson(e) => Failure::new(Reason::InvalidJson, e),
+                    too_many => Failure::new(Reason::TooManySeries, too_many.to_string()),
+                },
+            )
         });
         self.last_duration = started.elapsed().as_secs_f64();
         self.polls += 1;
+        if result.is_ok() {
+            let errors = std::mem::take(&mut self.applied.errors);
+            self.note_mapping_errors(&errors);
+            self.applied.errors = errors;
+        }
         self.note_result(&result);
-        let (outcome, app) = match result {
-            Ok(families) => (Ok(()), families),
-            Err(failure) => (Err(failure.reason), Vec::new()),
+        self.last = Some(result.map_err(|failure| failure.reason));
+        // The families are kept, with their memory, for the next poll to write into.
+        let app = match self.last {
+            Some(Ok(())) => &self.applied.families[..],
+            _ => &[],
         };
-        self.last = Some(outcome);
-        self.snapshot(&app)
+        self.snapshot(app)
     }
 
     fn note_mapping_errors(&mut self, errors: &[mapping::Skipped]) {
@@ -181,10 +189,10 @@ impl Poller {
     }
 
     /// Counts the poll and logs a line when the state changes.
-    fn note_result(&mut self, result: &Result<Vec<Family>, Failure>) {
+    fn note_result(&mut self, result: &Result<(), Failure>) {
         let previous = self.last;
         match result {
-            Ok(families) => {
+            Ok(()) => {
                 self.last_success = Some(SystemTime::now());
                 match (previous, self.outage.take()) {
                     (Some(Err(_)), Some((since, failed))) => log::info!(
@@ -193,7 +201,7 @@ impl Poller {
                         self.request.target
                     ),
                     (None, _) => {
-                        let samples: usize = families.iter().map(|f| f.samples.len()).sum();
+                        let samples: usize = self.applied.families.iter().map(Family::len).sum();
                         log::info!(
                             "first poll of {} succeeded: {samples} samples",
                             self.request.target

@@ -168,7 +168,7 @@ fn check_config_summarises_or_names_the_error() {
     assert_eq!(output.status.code(), Some(2));
     assert_eq!(
         stderr,
-        format!("error: {}: metrics[0] \"queue_depth\": unknown field \"lables\" (fields are: name, help, type, path, each, labels, label, states, value_map)\n", bad.display())
+        format!("error: {}: metrics[0] \"queue_depth\": unknown field \"lables\" (fields are: name, help, type, path, count, exists, each, where, labels, label, states, value_map, regex, parse, units, scale, missing)\n", bad.display())
     );
     // The same error stops the exporter from starting.
     let output = command(&["--config-file", bad.to_str().unwrap()], &[])

@@ -8,11 +8,18 @@
 #                     that exist under target/ (with the time each was built)
 #   memory idle       VmRSS of a running exporter (--demo) after start-up
 #   cpu idle          CPU time used over 10 s with nothing to do (polling interval 60 s)
-#   scrapes           wrk on /metrics, 1 and 16 connections, 5 s each: requests/s and p99 latency
+#   scrapes           wrk on /metrics, 1 connection (wrk -t1 -c1) and 16 (wrk -t2 -c16), 5 s
+#                     each, requests/s and p99 latency, side by side with scripts/bench/same_bytes.rs
+#                     (a minimal std-only server that sends the same bytes from memory, built here
+#                     with rustc) and the ratio of the two; the servers pinned to CPU 0, wrk to
+#                     CPU 1 (taskset)
 #   memory under load VmHWM (peak RSS) after 64 concurrent scraping connections for 5 s
 #   1 MiB document    poll duration (fetch + parse + map, as status_exporter_poll_duration_seconds
 #                     reports it) for a 1 MiB document with a 300-metric mapping, and with those
-#                     plus `each` over 9,000 objects (27,300 series); peak RSS for each
+#                     plus `each` over 9,000 objects (27,300 series); peak RSS for each; for the
+#                     27,300 series, the bytes of a scrape on the wire with and without gzip, and
+#                     what compressing the snapshot costs each poll (scripts/bench/gzip_cost.rs)
+#   scale curve       (issue 16, item 2: the mapping's part) documents of 300 to 300,000 series
 #
 # Settings, from the environment:
 #   STATUS_EXPORTER   the binary to benchmark (e.g. the static one from scripts/build-static.sh);
@@ -20,12 +27,12 @@
 #   MEASUREMENTS      the file to write; default: docs/measurements.md
 #   BENCH_NOTE        a sentence about the machine's load during the run, for the file's header
 #
-# Needs: cargo, wrk, curl and python3 (Debian: apt-get install wrk curl python3). Starts only its
-# own processes and ends them by PID.
+# Needs: cargo, rustc, wrk, curl, taskset and python3 (Debian: apt-get install wrk curl
+# util-linux python3). Starts only its own processes and ends them by PID.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-for tool in wrk curl python3; do
+for tool in wrk curl python3 taskset rustc; do
   command -v "$tool" >/dev/null || { echo "bench.sh: $tool is missing: apt-get install $tool" >&2; exit 1; }
 done
 out_file=${MEASUREMENTS:-docs/measurements.md}
@@ -43,9 +50,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# Starts the exporter with the given arguments on a free port; sets $pid and $port.
+# Starts the exporter with the given arguments on a free port, on CPU 0 (wrk runs on CPU 1);
+# sets $pid and $port.
 start() {
-  "$bin" --exporter-port 0 --listen-address 127.0.0.1 "$@" 2>"$work/stderr" &
+  taskset -c 0 "$bin" --exporter-port 0 --listen-address 127.0.0.1 "$@" 2>"$work/stderr" &
   pid=$!
   pids+=("$pid")
   for _ in $(seq 100); do
@@ -69,7 +77,12 @@ grouped() { echo "$1" | sed ':a; s/\([0-9]\)\([0-9]\{3\}\)\($\|,\)/\1,\2\3/; ta'
 # The rows of the generated file's tables, collected as the figures come.
 size_rows=()
 budget_rows=()
+scrape_rows=()
 document_rows=()
+wire_rows=()
+# The scale curve (issue 16, item 2) is measured by the mapping's part of this script, which
+# fills these rows: | series | poll duration | peak resident memory | (one row per document).
+scale_rows=()
 
 describe() {
   case $(file -b "$1" 2>/dev/null || true) in
@@ -110,15 +123,47 @@ ticks=$((after - before))
 echo "cpu idle:          $ticks ticks (1/$(getconf CLK_TCK) s) in 10 s between polls"
 budget_rows+=("| CPU between polls (10 s, interval 60 s) | none measurable | $ticks ticks of 1/$(getconf CLK_TCK) s |")
 
-for connections in 1 16; do
-  out=$(wrk -t 1 -c "$connections" -d 5s --latency "http://127.0.0.1:$port/metrics")
+# /metrics against a minimal server that sends the same bytes (the demo's scrape, as wrk asks
+# for it), each pinned to CPU 0 with wrk on CPU 1, in the same run.
+rustc -O --edition 2021 -o "$work/same_bytes" scripts/bench/same_bytes.rs
+curl -s "http://127.0.0.1:$port/metrics" >"$work/scrape.prom"
+taskset -c 0 "$work/same_bytes" "$work/scrape.prom" "text/plain; version=0.0.4; charset=utf-8" >"$work/same_bytes.port" &
+pids+=($!)
+for _ in $(seq 100); do
+  same_port=$(head -1 "$work/same_bytes.port")
+  [ -n "$same_port" ] && break
+  sleep 0.05
+done
+# wrk's figures for one URL: sets $rps, $p99 and $errors.
+measure() {
+  local out
+  out=$(taskset -c 1 wrk -t "$1" -c "$2" -d 5s --latency "$3")
   rps=$(awk '/Requests\/sec/ { print $2 }' <<<"$out")
   p99=$(awk '$1 == "99%" { print $2 }' <<<"$out")
   errors=$(grep -E 'Non-2xx|Socket errors' <<<"$out" || true)
-  echo "scrapes:           $connections connection(s): $rps requests/s, p99 $p99${errors:+ ($errors)}"
+}
+# wrk's latency (1.23ms, 456.00us) in microseconds.
+micros() { awk -v t="$1" 'BEGIN { n = t + 0; if (t ~ /ms$/) n *= 1000; else if (t ~ /[0-9]s$/) n *= 1000000; printf "%.0f", n }'; }
+scrape_bytes=$(stat -c %s "$work/scrape.prom")
+for connections in 1 16; do
+  threads=$((connections == 1 ? 1 : 2))
+  measure "$threads" "$connections" "http://127.0.0.1:$port/metrics"
+  ours_rps=$rps ours_p99=$p99 ours_errors=$errors
+  measure "$threads" "$connections" "http://127.0.0.1:$same_port/metrics"
+  same_rps=$rps same_p99=$p99
+  ratio=$(awk -v a="$ours_rps" -v b="$same_rps" 'BEGIN { printf "%.0f", 100 * a / b }')
+  p99_ratio=$(awk -v a="$(micros "$ours_p99")" -v b="$(micros "$same_p99")" 'BEGIN { printf "%.1f", a / b }')
+  echo "scrapes:           $connections connection(s) (wrk -t$threads -c$connections): /metrics $ours_rps requests/s, p99 $ours_p99${ours_errors:+ ($ours_errors)}; same bytes from std: $same_rps requests/s, p99 $same_p99; /metrics at $ratio % of it, p99 ${p99_ratio}x"
+  scrape_rows+=("| $connections (\`wrk -t$threads -c$connections\`) | $(grouped "${ours_rps%.*}") requests/s, p99 $ours_p99${ours_errors:+; $ours_errors} | $(grouped "${same_rps%.*}") requests/s, p99 $same_p99 | $ratio % | ${p99_ratio}× |")
   if ((connections == 1)); then what="1 connection" budget="< 1 ms"; else what="$connections connections" budget=""; fi
-  budget_rows+=("| scrape p99, $what (wrk, 5 s) | $budget | $p99 ($(grouped "${rps%.*}") requests/s)${errors:+; $errors} |")
+  budget_rows+=("| scrape p99, $what (wrk, 5 s) | $budget | $ours_p99 ($(grouped "${ours_rps%.*}") requests/s)${ours_errors:+; $ours_errors} |")
+  if ((connections == 16)); then
+    budget_rows+=("| scrapes/s at 16 connections, against a std server sending the same bytes | ≥ 50 % | $ratio % |")
+  else
+    budget_rows+=("| scrape p99 at 1 connection, against a std server sending the same bytes | ≤ 2× | ${p99_ratio}× |")
+  fi
 done
+kill "${pids[-1]}"
 wrk -t 2 -c 64 -d 5s "http://127.0.0.1:$port/metrics" >/dev/null
 peak=$(mib "$(status "$pid" VmHWM)")
 threads=$(status "$pid" Threads)
@@ -169,8 +214,29 @@ for mapping in few many; do
   echo "memory with it:    $peak peak resident"
   read -r -a ms <<<"$sorted"
   document_rows+=("| $(grouped "$series") | ${ms[0]}–${ms[${#ms[@]} - 1]} ms | $peak |")
+  if [ "$mapping" = many ]; then
+    # Bytes on the wire for one scrape: as curl asks (text), and as Prometheus asks (OpenMetrics,
+    # gzip); and what compressing the snapshot costs each poll.
+    openmetrics='Accept: application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5'
+    for how in "text format 0.0.4|" "text format 0.0.4, gzip|Accept-Encoding: gzip" \
+      "OpenMetrics|$openmetrics" "OpenMetrics, gzip (as Prometheus asks)|$openmetrics|Accept-Encoding: gzip"; do
+      IFS='|' read -r what h1 h2 <<<"$how"
+      bytes=$(curl -s -o /dev/null -w '%{size_download}' ${h1:+-H "$h1"} ${h2:+-H "$h2"} "http://127.0.0.1:$port/metrics")
+      echo "scrape on the wire: $series series, $what: $bytes bytes"
+      wire_rows+=("| $what | $(grouped "$bytes") |")
+    done
+    curl -s "http://127.0.0.1:$port/metrics" >"$work/many.prom"
+    curl -s -H "$openmetrics" "http://127.0.0.1:$port/metrics" >"$work/many.om"
+  fi
   kill "$pid"
 done
+cargo build --release --quiet --example gzip_cost
+gzip_ms=0
+while read -r file plain packed ms; do
+  echo "gzip cost:         ${file##*/}: $plain -> $packed bytes in $ms ms"
+  gzip_ms=$(awk -v a="$gzip_ms" -v b="$ms" 'BEGIN { print a + b }')
+done < <(target/release/examples/gzip_cost "$work/many.prom" "$work/many.om")
+echo "gzip cost:         $gzip_ms ms per poll (both formats, in the poller, after rendering)"
 echo "(poll time includes the fetch from python3's http.server on loopback)"
 
 # The generated file: written whole to a temporary file, then moved into place.
@@ -210,6 +276,16 @@ kind=$(describe "$bin")
   echo "|---|---|---|"
   printf '%s\n' "${budget_rows[@]}"
   echo
+  echo "## Scrapes against a server that sends the same bytes"
+  echo
+  echo "\`/metrics\` of \`--demo\` ($(grouped "$scrape_bytes") bytes) against \`scripts/bench/same_bytes.rs\`, a minimal"
+  echo "std-only HTTP server that answers every request with the same bytes from memory, in the same"
+  echo "run: each server pinned to CPU 0, wrk to CPU 1, 5 s each."
+  echo
+  echo "| connections | /metrics | same bytes, std | /metrics / std | p99 /metrics / std |"
+  echo "|---|---|---|---|---|"
+  printf '%s\n' "${scrape_rows[@]}"
+  echo
   echo "## A 1 MiB document"
   echo
   echo "A document of $(grouped "$document_size") bytes, served by python3's \`http.server\` on loopback, polled"
@@ -219,6 +295,23 @@ kind=$(describe "$bin")
   echo "| series | poll duration | peak resident memory |"
   echo "|---|---|---|"
   printf '%s\n' "${document_rows[@]}"
+  echo
+  echo "One scrape of the 27,300 series, in bytes on the wire (the body, without the head):"
+  echo
+  echo "| asked for | bytes |"
+  echo "|---|---|"
+  printf '%s\n' "${wire_rows[@]}"
+  echo
+  echo "Compressing the snapshot (both formats, once per poll, in the poller after rendering,"
+  echo "\`scripts/bench/gzip_cost.rs\`): $gzip_ms ms per poll."
+  if ((${#scale_rows[@]})); then
+    echo
+    echo "## The scale curve"
+    echo
+    echo "| series | poll duration | peak resident memory |"
+    echo "|---|---|---|"
+    printf '%s\n' "${scale_rows[@]}"
+  fi
 } >"$work/measurements.md"
 mv "$work/measurements.md" "$out_file"
 echo "bench.sh: wrote $out_file"

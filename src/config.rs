@@ -110,6 +110,9 @@ SERVING (what Prometheus scrapes):
                                                                 default: all interfaces (IPv6 and IPv4)
     --no-openmetrics                  OPENMETRICS=false         always answer in text format 0.0.4;
                                                                 default: OpenMetrics when asked for
+    --no-gzip                         GZIP=false                never compress the metrics; default:
+                                                                gzip for a scraper that accepts it,
+                                                                when they are 4 KiB or more
     --web-basic-auth-file FILE        WEB_BASIC_AUTH_FILE       answer /metrics and / only to basic
                                                                 auth matching a `user:password` line
                                                                 of FILE (one user per line, # starts
@@ -126,11 +129,13 @@ ENDPOINTS:
     /metrics and /    the metrics (GET, HEAD); 401 without valid credentials when
                       WEB_BASIC_AUTH_FILE is set
     /-/healthy        200 while the process runs (never asks for credentials)
-    /-/ready          200 once a poll has succeeded, 503 before (never asks for credentials)
+    /-/ready          200 once a poll has succeeded and while the poller publishes, 503
+                      otherwise (never asks for credentials)
 
 EXIT STATUS:
     0 after --help, --version, --check-config and --render; 2 for a bad setting or mapping;
-    1 when the exporter cannot start (port in use). A failing target never ends the process.
+    1 when the exporter cannot start (port in use), or when its poller stops (a bug). A
+    failing target never ends the process.
 ";
 
 /// Everything the exporter needs to run, after defaults, environment and flags: one section for
@@ -160,6 +165,9 @@ pub struct PollSettings {
     /// The most series one poll may give; a document that gives more fails the poll.
     /// MAX_SERIES, default 100,000.
     pub max_series: usize,
+    /// Keep each large snapshot gzip-compressed too, for scrapers that accept gzip. GZIP,
+    /// default true.
+    pub gzip: bool,
 }
 
 /// What a request to the target is made of.
@@ -288,6 +296,7 @@ pub fn parse(
     let demo = args.contains("--demo");
     let check = args.contains("--check-config");
     let no_openmetrics = args.contains("--no-openmetrics");
+    let no_gzip = args.contains("--no-gzip");
     let header_flags: Vec<String> = args.values_from_str("--target-header").map_err(|e| {
         ConfigError::Usage(match e {
             pico_args::Error::OptionWithoutAValue(_) => "--target-header needs a value".into(),
@@ -326,6 +335,7 @@ pub fn parse(
     let file = setting("--config-file", "CONFIG_FILE")?;
     let max_series = setting("--max-series", "MAX_SERIES")?;
     let openmetrics = setting("--openmetrics", "OPENMETRICS")?;
+    let gzip = setting("--gzip", "GZIP")?;
     let render = setting("--render", "")?;
     let bearer = setting("--target-bearer-token-file", "TARGET_BEARER_TOKEN_FILE")?;
     let basic_user = setting("--target-basic-auth-user", "TARGET_BASIC_AUTH_USER")?;
@@ -405,6 +415,11 @@ pub fn parse(
         Some(raw) => parse_bool(&raw)?,
         None => true,
     };
+    let gzip = match gzip {
+        _ if no_gzip => false,
+        Some(raw) => parse_bool(&raw)?,
+        None => true,
+    };
     let (header_setting, headers) = if header_flags.is_empty() {
         let lines = env("TARGET_HEADERS").unwrap_or_default();
         (
@@ -463,6 +478,7 @@ pub fn parse(
             mapping_file,
             mapping,
             max_series,
+            gzip,
         },
         serve: ServeSettings {
             listen_address,

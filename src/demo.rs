@@ -26,12 +26,14 @@ pub fn start() -> std::io::Result<SocketAddr> {
                 "/status" => Response {
                     status: 200,
                     headers: vec![("Content-Type", "application/json".into())],
-                    body: document(started.elapsed(), unix_seconds()).into_bytes(),
+                    body: document(started.elapsed(), unix_seconds())
+                        .into_bytes()
+                        .into(),
                 },
                 _ => Response {
                     status: 404,
                     headers: Vec::new(),
-                    body: b"not found\n".to_vec(),
+                    body: b"not found\n".to_vec().into(),
                 },
             })
         })?;

@@ -7,6 +7,12 @@
 //! each file, the reload and its log lines ([`Credentials`], [`WebUsers`], [`MappingFile`]; when
 //! a file is read again is `watch.rs`'s). No secret reaches a message. Knows nothing about the
 //! request, the schedule of polls or HTTP.
+//!
+//! Every one of them is read by [`read_file`]: only a regular file, opened without waiting (a
+//! FIFO would block the open until a writer came), and never more than its limit
+//! ([`MAX_SECRET_BYTES`], [`MAX_USERS_BYTES`], [`MAX_MAPPING_BYTES`]), so that a FIFO, a device
+//! such as `/dev/zero` or a huge file put in its place is refused, at start-up and at a reload
+//! alike, instead of hanging the reader or filling the memory.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -63,6 +69,87 @@ impl fmt::Display for Auth {
             ),
         }
     }
+}
+
+/// The largest credentials file read: a bearer token or a password, with room for long tokens.
+pub const MAX_SECRET_BYTES: u64 = 64 * 1024;
+/// The largest users file read: thousands of `user:password` lines.
+pub const MAX_USERS_BYTES: u64 = 1024 * 1024;
+/// The largest mapping file read: a 100,000-metric mapping takes about 10 MiB.
+pub const MAX_MAPPING_BYTES: u64 = 32 * 1024 * 1024;
+
+/// `O_NONBLOCK`, so that opening a FIFO returns at once (its value on the architectures Linux
+/// shares it on; elsewhere the checks before and after the open still refuse a FIFO, but an
+/// open racing with a swap could wait for a writer).
+#[cfg(any(
+    target_arch = "x86_64",
+    target_arch = "x86",
+    target_arch = "aarch64",
+    target_arch = "arm",
+    target_arch = "riscv64",
+    target_arch = "powerpc64",
+    target_arch = "s390x",
+    target_arch = "loongarch64"
+))]
+const O_NONBLOCK: i32 = 0o4000;
+#[cfg(not(any(
+    target_arch = "x86_64",
+    target_arch = "x86",
+    target_arch = "aarch64",
+    target_arch = "arm",
+    target_arch = "riscv64",
+    target_arch = "powerpc64",
+    target_arch = "s390x",
+    target_arch = "loongarch64"
+)))]
+const O_NONBLOCK: i32 = 0;
+
+/// Reads the regular file at `path`, of at most `limit` bytes. The error is a sentence for a
+/// message: what is wrong and what to put there instead.
+pub fn read_file(path: &Path, limit: u64) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+    let check = |meta: std::fs::Metadata| -> Result<(), String> {
+        let kind = meta.file_type();
+        let what = if kind.is_file() {
+            return if meta.len() > limit {
+                Err(format!(
+                    "it is {} bytes, more than the {limit} bytes allowed",
+                    meta.len()
+                ))
+            } else {
+                Ok(())
+            };
+        } else if kind.is_dir() {
+            "a directory"
+        } else if kind.is_fifo() {
+            "a FIFO"
+        } else if kind.is_socket() {
+            "a socket"
+        } else if kind.is_char_device() || kind.is_block_device() {
+            "a device"
+        } else {
+            "not a regular file"
+        };
+        Err(format!("it is {what}, not a regular file"))
+    };
+    check(std::fs::metadata(path).map_err(|e| e.to_string())?)?;
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(O_NONBLOCK)
+        .open(path)
+        .map_err(|e| e.to_string())?;
+    // The file may have been replaced between the two looks: check what was opened.
+    check(file.metadata().map_err(|e| e.to_string())?)?;
+    let mut bytes = Vec::new();
+    (&mut file)
+        .take(limit + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| e.to_string())?;
+    if bytes.len() as u64 > limit {
+        return Err(format!("it is more than the {limit} bytes allowed"));
+    }
+    Ok(bytes)
 }
 
 /// Why a file cannot be used. Each message names the setting (or the file) and the fix, and
@@ -127,10 +214,10 @@ pub fn read_credentials(auth: &Auth, setting: &str) -> Result<String, FileError>
         line: None,
         problem,
     };
-    let bytes = std::fs::read(path).map_err(|e| FileError::Unreadable {
+    let bytes = read_file(path, MAX_SECRET_BYTES).map_err(|error| FileError::Unreadable {
         setting: setting.to_string(),
         path: path.to_path_buf(),
-        error: e.to_string(),
+        error,
     })?;
     let end = bytes
         .iter()
@@ -188,10 +275,10 @@ pub fn read_web_users(path: &Path, setting: &str) -> Result<Vec<String>, FileErr
         line,
         problem,
     };
-    let bytes = std::fs::read(path).map_err(|e| FileError::Unreadable {
+    let bytes = read_file(path, MAX_USERS_BYTES).map_err(|error| FileError::Unreadable {
         setting: setting.to_string(),
         path: path.to_path_buf(),
-        error: e.to_string(),
+        error,
     })?;
     let mut users = Vec::new();
     for (index, line) in bytes.split(|&b| b == b'\n').enumerate() {
@@ -220,10 +307,13 @@ pub fn read_web_users(path: &Path, setting: &str) -> Result<Vec<String>, FileErr
 
 /// Reads and validates a mapping file (its format is `mapping.rs`'s).
 pub fn read_mapping(path: &Path) -> Result<Mapping, FileError> {
-    let text = std::fs::read_to_string(path).map_err(|e| FileError::MappingUnreadable {
+    let unreadable = |error| FileError::MappingUnreadable {
         path: path.to_path_buf(),
-        error: e.to_string(),
-    })?;
+        error,
+    };
+    let bytes = read_file(path, MAX_MAPPING_BYTES).map_err(unreadable)?;
+    let text = String::from_utf8(bytes)
+        .map_err(|_| unreadable("it is not UTF-8 text; write the mapping as JSON".into()))?;
     mapping::parse(&text).map_err(|error| FileError::Mapping {
         path: path.to_path_buf(),
         error,

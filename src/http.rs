@@ -20,11 +20,11 @@
 //! - a missing `Host` header is accepted (RFC 9112 asks for 400): the exporter serves a single
 //!   host, and hand-written health checks often leave it out.
 
-use std::io::{self, Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
+use std::io::{self, IoSlice, Read, Write};
+use std::net::{IpAddr, Shutdown, TcpListener, TcpStream};
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -33,11 +33,26 @@ use crate::log;
 /// What the server allows a client. Every field bounds a resource a client could otherwise hold.
 #[derive(Clone, Debug)]
 pub struct Limits {
-    /// Connections served at once. Past it, a new connection gets a canned 503 written without
-    /// blocking and is closed. Default 64: Prometheus keeps one connection per scraper, so a few
-    /// scrapers and a person with curl use a handful; 64 threads cost about 64 × (stack touched
-    /// + `max_head_bytes`), around 2 MiB.
+    /// Connections served at once. At the cap, a new connection takes the place of another,
+    /// which is closed without a word (see `max_connections_per_address` for which); when none
+    /// can make room, the new one gets a canned 503, written without blocking, and is closed.
+    /// Default 64: Prometheus keeps one connection per scraper, so a few scrapers and a person
+    /// with curl use a handful; 64 threads cost about 64 × (stack touched + `max_head_bytes`),
+    /// around 2 MiB.
     pub max_connections: usize,
+    /// The share of the connections one client address is sure to keep (IPv6: one /64
+    /// network, as one host usually has a whole /64). Below `max_connections` an address may
+    /// hold more. At the cap, a new connection from an address under its share takes the place
+    /// of a connection of an address over its share (one waiting for a request, else the
+    /// oldest, even in the middle of a request), or else of the connection that has waited
+    /// longest for a request (a kept-alive one between requests, or one that has sent nothing);
+    /// a new connection from an address at its share can only take the place of one of its own
+    /// that waits. So no address holds more than its share against others, a client with no
+    /// slot always gets one from a client with many, and one that waits idle gives way.
+    /// Default 16: a host with two Prometheus replicas, an agent and a person with curl uses a
+    /// handful (behind a reverse proxy on the same host, every client is one address, which
+    /// still gets all 64 while no other address needs one).
+    pub max_connections_per_address: usize,
     /// Request line plus headers, in bytes; also the size of each connection's read buffer.
     /// Past it: 414 when the request line alone does not fit, 431 otherwise, then close.
     /// Default 16 KiB: a Prometheus scrape sends about 300 bytes, and 16 KiB leaves room for a
@@ -67,6 +82,7 @@ impl Default for Limits {
     fn default() -> Limits {
         Limits {
             max_connections: 64,
+            max_connections_per_address: 16,
             max_head_bytes: 16 * 1024,
             header_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(75),
@@ -108,16 +124,40 @@ impl Request<'_> {
 pub struct Response {
     pub status: u16,
     pub headers: Vec<(&'static str, String)>,
-    pub body: Vec<u8>,
+    pub body: Body,
+}
+
+/// A response body: parts sent one after the other, with the head, in one vectored write. A
+/// shared part (a snapshot's rendered text) is written from where it is: no response copies it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Body(pub Vec<Arc<[u8]>>);
+
+impl Body {
+    /// Its length in bytes, all parts together.
+    pub fn len(&self) -> usize {
+        self.0.iter().map(|part| part.len()).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl From<Vec<u8>> for Body {
+    fn from(bytes: Vec<u8>) -> Body {
+        Body(vec![bytes.into()])
+    }
 }
 
 /// Serves `listener` forever on the calling thread and never returns: no error ends the loop.
 ///
 /// Each accepted connection gets `TCP_NODELAY` and its own thread (named `http`, with a
-/// 256 KiB stack, which `handle` runs on) while fewer than `limits.max_connections` are
-/// open; past that it is answered 503 from this thread without blocking. Failures of `accept`
-/// (out of file descriptors, a client gone before the accept) and of thread creation are retried
-/// or end only that connection, with at most one line on stderr per burst. A panic in `handle` is
+/// 256 KiB stack, which `handle` runs on). At `limits.max_connections` (or
+/// `limits.max_connections_per_address` for the client's address) the connection that has
+/// waited longest for a request makes room (see [`Limits::max_connections`]); when none waits,
+/// the new one is answered 503 from this thread without blocking. Failures of `accept` (out of
+/// file descriptors, a client gone before the accept) and of thread creation are retried or end
+/// only that connection, with at most one line on stderr per burst. A panic in `handle` is
 /// answered 500 and the connection goes on; this relies on `panic = "unwind"`, the default.
 pub fn serve<F>(listener: TcpListener, limits: Limits, handle: F) -> !
 where
@@ -127,13 +167,16 @@ where
     let _ = listener.set_nonblocking(false);
     let limits = Arc::new(limits);
     let handle = Arc::new(handle);
-    let open = Arc::new(AtomicUsize::new(0));
+    let open = Arc::new(Open {
+        connections: Mutex::new(Vec::new()),
+        epoch: Instant::now(),
+    });
     let mut accept_failures = Burst::default();
     let mut refusals = Burst::default();
     let mut spawn_failures = Burst::default();
     loop {
-        let stream = match listener.accept() {
-            Ok((stream, _)) => stream,
+        let (stream, peer) = match listener.accept() {
+            Ok(accepted) => accepted,
             Err(e) => {
                 // A client that reset before we accepted it, or a signal: nothing to wait for.
                 if !matches!(
@@ -149,30 +192,25 @@ where
             }
         };
         accept_failures.ends();
-        // Only this thread increments `open`, so the count cannot grow between check and take.
-        if open.load(Ordering::Acquire) >= limits.max_connections {
+        let accepted = Instant::now();
+        let Some(slot) = Slot::take(&open, stream, address_group(peer.ip()), &limits) else {
             if refusals.starts() {
                 log::warn!(
-                    "{} connections open, the limit; answering new ones 503",
-                    limits.max_connections
+                    "connection limit reached ({} in all, {} per client address) and every \
+                     connection busy; answering new ones 503",
+                    limits.max_connections,
+                    limits.max_connections_per_address
                 );
             }
-            refuse(stream);
             continue;
-        }
+        };
         refusals.ends();
-        let _ = stream.set_nodelay(true);
-        let accepted = Instant::now();
-        let slot = Slot::take(&open);
         let limits = Arc::clone(&limits);
         let handle = Arc::clone(&handle);
         let spawned = thread::Builder::new()
             .name("http".to_string())
             .stack_size(STACK_BYTES)
-            .spawn(move || {
-                let _slot = slot;
-                connection(stream, accepted, &limits, &*handle);
-            });
+            .spawn(move || connection(&slot, accepted, &limits, &*handle));
         // On failure the closure is dropped here: that closes the stream and frees the slot.
         match spawned {
             Ok(_) => spawn_failures.ends(),
@@ -241,19 +279,169 @@ impl Burst {
     }
 }
 
-/// One counted connection; gives its place back when dropped, even by a panic.
-struct Slot(Arc<AtomicUsize>);
+/// The connections being served, shared by the accept loop (which adds them and picks one to
+/// close at the cap) and the connection threads (which say when they wait and remove
+/// themselves). The lock is held only to add, pick or remove.
+struct Open {
+    connections: Mutex<Vec<Arc<Connection>>>,
+    /// The time `Connection::waiting` counts from.
+    epoch: Instant,
+}
+
+/// One connection being served.
+struct Connection {
+    stream: TcpStream,
+    /// Its client's address group (`address_group`), for the per-address limit.
+    group: IpAddr,
+    /// [`BUSY`] while a request is being read or answered; [`CLOSED`] once the accept loop
+    /// chose it to make room; otherwise 1 + the milliseconds from `Open::epoch` to when it
+    /// began waiting for a request.
+    waiting: AtomicU64,
+}
+
+const BUSY: u64 = 0;
+const CLOSED: u64 = u64::MAX;
+
+impl Connection {
+    /// Marks the connection as waiting for a request from now on.
+    fn wait(&self, open: &Open) {
+        let since = open
+            .epoch
+            .elapsed()
+            .as_millis()
+            .min(u128::from(u64::MAX - 2)) as u64
+            + 1;
+        let _ = self
+            .waiting
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |now| {
+                (now != CLOSED).then_some(since)
+            });
+    }
+
+    /// Marks the connection as busy with a request; false if it was closed to make room.
+    fn work(&self) -> bool {
+        self.waiting
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |now| {
+                (now != CLOSED).then_some(BUSY)
+            })
+            .is_ok()
+    }
+}
+
+/// One served connection: its place among the open ones, given back when dropped (even by a
+/// panic), which closes the stream.
+struct Slot {
+    open: Arc<Open>,
+    connection: Arc<Connection>,
+}
 
 impl Slot {
-    fn take(open: &Arc<AtomicUsize>) -> Slot {
-        open.fetch_add(1, Ordering::AcqRel);
-        Slot(Arc::clone(open))
+    /// Takes a place for `stream` if the limits allow, closing another connection if that makes
+    /// room (see [`Limits::max_connections_per_address`]); None after answering `stream` 503.
+    fn take(open: &Arc<Open>, stream: TcpStream, group: IpAddr, limits: &Limits) -> Option<Slot> {
+        let mut connections = open
+            .connections
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let counted: Vec<&Arc<Connection>> = connections
+            .iter()
+            .filter(|c| c.waiting.load(Ordering::Acquire) != CLOSED)
+            .collect();
+        let held = |g: IpAddr| counted.iter().filter(|c| c.group == g).count();
+        let share = limits.max_connections_per_address.max(1);
+        let room = if counted.len() < limits.max_connections.max(1) {
+            true
+        } else if held(group) >= share {
+            // At its share: only its own connection that waits for a request can make room.
+            close(&counted, |c| c.group == group, false)
+        } else {
+            // Under its share: first an address over its share gives back a connection, one
+            // that waits, else its oldest; else the one waiting longest of all.
+            close(&counted, |c| held(c.group) > share, true) || close(&counted, |_| true, false)
+        };
+        if !room {
+            drop(connections);
+            refuse(stream);
+            return None;
+        }
+        let _ = stream.set_nodelay(true);
+        let connection = Arc::new(Connection {
+            stream,
+            group,
+            waiting: AtomicU64::new(BUSY),
+        });
+        connection.wait(open);
+        connections.push(Arc::clone(&connection));
+        Some(Slot {
+            open: Arc::clone(open),
+            connection,
+        })
     }
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
+        let mut connections = self
+            .open
+            .connections
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        connections.retain(|c| !Arc::ptr_eq(c, &self.connection));
+    }
+}
+
+/// Closes, among the `connections` that `eligible` allows, the one that has waited longest for
+/// a request, or if none waits and `or_busy`, the oldest (the list is in the order they came);
+/// false if none could be closed. Its thread sees the close at its next read or write and
+/// ends, which removes it from the list.
+fn close(
+    connections: &[&Arc<Connection>],
+    eligible: impl Fn(&Connection) -> bool,
+    or_busy: bool,
+) -> bool {
+    loop {
+        let waiting = connections
+            .iter()
+            .filter(|c| eligible(c))
+            .map(|c| (c, c.waiting.load(Ordering::Acquire)))
+            .filter(|&(_, since)| since != BUSY && since != CLOSED)
+            .min_by_key(|&(_, since)| since);
+        let Some((connection, since)) = waiting else {
+            break;
+        };
+        // Lost only to the connection's thread starting a request: look again.
+        if connection
+            .waiting
+            .compare_exchange(since, CLOSED, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+        {
+            let _ = connection.stream.shutdown(Shutdown::Both);
+            return true;
+        }
+    }
+    let oldest = connections.iter().find(|c| eligible(c));
+    match oldest {
+        Some(connection) if or_busy => {
+            connection.waiting.store(CLOSED, Ordering::Release);
+            let _ = connection.stream.shutdown(Shutdown::Both);
+            true
+        }
+        _ => false,
+    }
+}
+
+/// What the per-address limit counts as one client: an IPv4 address (IPv4-mapped IPv6 ones
+/// included), or the /64 network of an IPv6 address.
+fn address_group(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(v4) => IpAddr::V4(v4),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let network = u128::from(v6) & !((1u128 << 64) - 1);
+                IpAddr::V6(network.into())
+            }
+        },
     }
 }
 
@@ -275,11 +463,13 @@ fn refuse(stream: TcpStream) {
     let _ = stream.shutdown(Shutdown::Write);
 }
 
-/// Serves requests on one connection until either side closes or a limit is hit.
-fn connection<F>(stream: TcpStream, accepted: Instant, limits: &Limits, handle: &F)
+/// Serves requests on one connection until either side closes, a limit is hit, or the accept
+/// loop closes it to make room while it waits for a request.
+fn connection<F>(slot: &Slot, accepted: Instant, limits: &Limits, handle: &F)
 where
     F: Fn(&Request) -> Response,
 {
+    let stream = &slot.connection.stream;
     let mut buf = vec![0u8; limits.max_head_bytes.max(1)];
     // buf[..filled] holds bytes read but not consumed: the start of the next request(s).
     let mut filled = 0;
@@ -295,14 +485,17 @@ where
                     let status = if line_fits(&buf[..filled]) { 431 } else { 414 };
                     return finish(stream, status, false, limits);
                 }
-                Head::Partial => match read_some(&stream, &mut buf[filled..], deadline) {
+                Head::Partial => match read_some(stream, &mut buf[filled..], deadline) {
+                    // The first bytes of the first request: no longer waiting for one.
+                    Received::Data(_) if filled == 0 && !slot.connection.work() => return,
                     Received::Data(n) => filled += n,
                     Received::TimedOut if filled > 0 => {
                         // Best effort: a slow client gets a reason, then is dropped at once.
-                        let bytes = render(&error_response(408), false, Some("close"));
+                        let (head, body) = render(&error_response(408), false, Some("close"));
                         let _ = write_all(
-                            &stream,
-                            &bytes,
+                            stream,
+                            &head,
+                            &body,
                             after(Instant::now(), LINGER.min(limits.write_timeout)),
                         );
                         return;
@@ -312,13 +505,14 @@ where
             }
         };
 
-        let (response, close, consumed) =
-            match answer(&stream, &buf[..filled], head_len, deadline, limits, handle) {
+        let (head, body, close, consumed) =
+            match answer(stream, &buf[..filled], head_len, deadline, limits, handle) {
                 Answer::Reply {
-                    bytes,
+                    head,
+                    body,
                     close,
                     consumed,
-                } => (bytes, close, consumed),
+                } => (head, body, close, consumed),
                 Answer::Refuse { status, head_only } => {
                     return finish(stream, status, head_only, limits)
                 }
@@ -326,8 +520,9 @@ where
             };
 
         if !write_all(
-            &stream,
-            &response,
+            stream,
+            &head,
+            &body,
             after(Instant::now(), limits.write_timeout),
         ) {
             return;
@@ -338,14 +533,12 @@ where
         buf.copy_within(consumed..filled, 0);
         filled -= consumed;
         if filled == 0 {
-            // Idle until the next request starts, then give it header_timeout from there.
-            match read_some(
-                &stream,
-                &mut buf,
-                after(Instant::now(), limits.idle_timeout),
-            ) {
-                Received::Data(n) => filled = n,
-                Received::TimedOut | Received::Closed => return,
+            // Idle until the next request starts, then give it header_timeout from there. While
+            // idle, the accept loop may close the connection to make room for a new one.
+            slot.connection.wait(&slot.open);
+            match read_some(stream, &mut buf, after(Instant::now(), limits.idle_timeout)) {
+                Received::Data(n) if slot.connection.work() => filled = n,
+                Received::Data(_) | Received::TimedOut | Received::Closed => return,
             }
         }
         deadline = after(Instant::now(), limits.header_timeout);
@@ -357,7 +550,8 @@ enum Answer {
     /// Write these bytes; close afterwards if `close`; drop `consumed` bytes from the buffer
     /// (the head and the part of the body that was buffered).
     Reply {
-        bytes: Vec<u8>,
+        head: Vec<u8>,
+        body: Body,
         close: bool,
         consumed: usize,
     },
@@ -411,7 +605,12 @@ where
     let interim = b"HTTP/1.1 100 Continue\r\n\r\n";
     if missing > 0
         && frame.expect_continue
-        && !write_all(stream, interim, after(Instant::now(), limits.write_timeout))
+        && !write_all(
+            stream,
+            interim,
+            &Body::default(),
+            after(Instant::now(), limits.write_timeout),
+        )
     {
         return Answer::Drop;
     }
@@ -437,9 +636,10 @@ where
         (false, true) => Some("keep-alive"),
         (false, false) => None,
     };
-    let bytes = render(&response, head_only, connection);
+    let (head, body) = render(&response, head_only, connection);
     Answer::Reply {
-        bytes,
+        head,
+        body,
         close: frame.close,
         consumed: head_len + buffered,
     }
@@ -558,9 +758,10 @@ fn path_of(target: &str) -> Option<&str> {
     Some(path.split('?').next().unwrap_or(path))
 }
 
-/// The whole response, head and body, as one buffer for one write. `head_only` leaves the body
-/// out (HEAD) but keeps its `Content-Length`; `connection` is the `Connection` header, if any.
-fn render(response: &Response, head_only: bool, connection: Option<&str>) -> Vec<u8> {
+/// The response's head, and its body (shared, not copied), for one vectored write.
+/// `head_only` leaves the body out (HEAD) but keeps its `Content-Length`; `connection` is the
+/// `Connection` header, if any.
+fn render(response: &Response, head_only: bool, connection: Option<&str>) -> (Vec<u8>, Body) {
     use std::fmt::Write as _;
     let status = if (200..=599).contains(&response.status) {
         response.status
@@ -594,15 +795,12 @@ fn render(response: &Response, head_only: bool, connection: Option<&str>) -> Vec
         let _ = write!(head, "Connection: {connection}\r\n");
     }
     head.push_str("\r\n");
-    let body: &[u8] = if head_only || bodyless {
-        &[]
+    let body = if head_only || bodyless {
+        Body::default()
     } else {
-        &response.body
+        response.body.clone()
     };
-    let mut bytes = Vec::with_capacity(head.len() + body.len());
-    bytes.extend_from_slice(head.as_bytes());
-    bytes.extend_from_slice(body);
-    bytes
+    (head.into_bytes(), body)
 }
 
 /// Whether `name` is an HTTP token (RFC 9110, section 5.6.2), as header names are: letters,
@@ -619,7 +817,7 @@ fn error_response(status: u16) -> Response {
     Response {
         status,
         headers: vec![("Content-Type", "text/plain; charset=utf-8".to_string())],
-        body: format!("{status} {}\n", reason(status)).into_bytes(),
+        body: format!("{status} {}\n", reason(status)).into_bytes().into(),
     }
 }
 
@@ -719,17 +917,36 @@ fn read_some(stream: &TcpStream, buf: &mut [u8], deadline: Instant) -> Received 
     }
 }
 
-/// Writes all of `bytes` by `deadline`; false if the client did not take them in time or
-/// went away. A response fits the socket buffer in one write unless it is large.
-fn write_all(stream: &TcpStream, mut bytes: &[u8], deadline: Instant) -> bool {
-    while !bytes.is_empty() {
+/// Writes `head` and then every part of `body` by `deadline`; false if the client did not take
+/// them in time or went away. All of it goes to the kernel in one vectored write when the
+/// socket buffer has room (a response is one segment, never a small write followed by a wait
+/// for the client's delayed ACK); a large response takes several.
+fn write_all(stream: &TcpStream, head: &[u8], body: &Body, deadline: Instant) -> bool {
+    let parts: Vec<&[u8]> = std::iter::once(head)
+        .chain(body.0.iter().map(|part| &part[..]))
+        .filter(|part| !part.is_empty())
+        .collect();
+    // parts[index][offset..] is the first byte not written yet.
+    let (mut index, mut offset) = (0, 0);
+    while index < parts.len() {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() || stream.set_write_timeout(Some(left)).is_err() {
             return false;
         }
-        match (&*stream).write(bytes) {
+        let slices: Vec<IoSlice> = std::iter::once(&parts[index][offset..])
+            .chain(parts[index + 1..].iter().copied())
+            .map(IoSlice::new)
+            .collect();
+        match (&*stream).write_vectored(&slices) {
             Ok(0) => return false,
-            Ok(n) => bytes = &bytes[n..],
+            Ok(mut n) => {
+                while index < parts.len() && n >= parts[index].len() - offset {
+                    n -= parts[index].len() - offset;
+                    index += 1;
+                    offset = 0;
+                }
+                offset += n;
+            }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e)
                 if matches!(
@@ -743,9 +960,14 @@ fn write_all(stream: &TcpStream, mut bytes: &[u8], deadline: Instant) -> bool {
 }
 
 /// Answers `status` with `Connection: close`, then closes.
-fn finish(stream: TcpStream, status: u16, head_only: bool, limits: &Limits) {
-    let bytes = render(&error_response(status), head_only, Some("close"));
-    if write_all(&stream, &bytes, after(Instant::now(), limits.write_timeout)) {
+fn finish(stream: &TcpStream, status: u16, head_only: bool, limits: &Limits) {
+    let (head, body) = render(&error_response(status), head_only, Some("close"));
+    if write_all(
+        stream,
+        &head,
+        &body,
+        after(Instant::now(), limits.write_timeout),
+    ) {
         linger(stream);
     }
 }
@@ -753,7 +975,7 @@ fn finish(stream: TcpStream, status: u16, head_only: bool, limits: &Limits) {
 /// Closes after a last response: stop sending, then read and drop what the client still sends
 /// (bounded by [`LINGER`] and [`LINGER_BYTES`]) so that the close does not reset the
 /// connection before the client has read the response.
-fn linger(stream: TcpStream) {
+fn linger(stream: &TcpStream) {
     if stream.shutdown(Shutdown::Write).is_err() {
         return;
     }
@@ -761,7 +983,7 @@ fn linger(stream: TcpStream) {
     let mut scratch = [0u8; 4096];
     let mut drained = 0;
     while drained < LINGER_BYTES {
-        match read_some(&stream, &mut scratch, deadline) {
+        match read_some(stream, &mut scratch, deadline) {
             Received::Data(n) => drained += n,
             Received::TimedOut | Received::Closed => return,
         }

@@ -10,6 +10,7 @@ pub mod config;
 pub mod demo;
 pub mod exposition;
 pub mod files;
+pub mod gzip;
 pub mod http;
 pub mod log;
 pub mod mapping;

@@ -10,6 +10,7 @@
 //! Knows nothing about HTTP serving or how the target is reached.
 
 use std::collections::HashMap;
+use std::panic::{self, AssertUnwindSafe};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::client::{self, Failure, Reason};
@@ -19,7 +20,7 @@ use crate::files::{Credentials, MappingFile};
 use crate::log;
 use crate::mapping::{self, ApplyError, Mapping};
 use crate::own_metrics::{self, Figures};
-use crate::snapshot::{self, Shared, Snapshot};
+use crate::snapshot::{self, Rendition, Shared, Snapshot};
 
 /// Failed polls in a row after which the poller waits longer between polls.
 const BACKOFF_AFTER: u64 = 3;
@@ -58,6 +59,8 @@ pub struct Poller {
     request: RequestSettings,
     /// The configured time between polls.
     interval: Duration,
+    /// Keep large snapshots gzip-compressed too.
+    gzip: bool,
     /// The credentials, when there are any.
     credentials: Option<Credentials>,
     mapping: Mapping,
@@ -89,6 +92,7 @@ impl Poller {
         let mut poller = Poller {
             request: request.clone(),
             interval: settings.interval,
+            gzip: settings.gzip,
             credentials: request.auth.clone().map(Credentials::open),
             mapping: Mapping::default(),
             max_series: settings.max_series,
@@ -242,11 +246,20 @@ impl Poller {
         poll_delay(self.interval, self.outage.map_or(0, |(_, failed)| failed))
     }
 
+    /// How long a snapshot made now stays fresh: three times the time to the next poll (longer
+    /// while backing off) plus the target's timeout (as the client counts it, in whole
+    /// seconds). By then the next poll has ended, or the poller is stuck.
+    pub fn fresh_for(&self) -> Duration {
+        let timeout = Duration::from_secs(self.request.timeout.as_secs_f64().ceil() as u64);
+        self.delay() * 3 + timeout
+    }
+
     /// Renders the state after a poll: the target's families `app` (empty unless the poll
-    /// succeeded), then the exporter's own.
+    /// succeeded), then the exporter's own; and, for when it has grown stale, the exporter's
+    /// own alone with `status_exporter_up 0`.
     pub fn snapshot(&self, app: &[Family]) -> Snapshot {
-        let own = own_metrics::families(&Figures {
-            up: matches!(self.last, Some(Ok(()))),
+        let figures = |up| Figures {
+            up,
             last_success: self.last_success,
             last_duration: self.last_duration,
             delay: self.delay(),
@@ -255,25 +268,64 @@ impl Poller {
             mapping_errors: &self.mapping_errors,
             mapping_loaded: !self.mapping_file.as_ref().is_some_and(MappingFile::failing),
             credentials_read: !self.credentials.as_ref().is_some_and(Credentials::failing),
-        });
-        Snapshot::render(self.last_success.is_some(), &[app, &own])
+        };
+        let own = own_metrics::families(&figures(matches!(self.last, Some(Ok(())))));
+        let own_stale = own_metrics::families(&figures(false));
+        Snapshot {
+            ready: self.last_success.is_some(),
+            made: Instant::now(),
+            fresh_for: self.fresh_for(),
+            fresh: Rendition::render(&[app, &own], self.gzip),
+            stale: Rendition::render(&[&own_stale], self.gzip),
+        }
     }
 }
 
 /// Polls for ever, publishing each snapshot into `shared`. The first poll waits a random
 /// [`start_offset`]; then polls start at a fixed rate, [`Poller::delay`] apart; a poll that
 /// overruns it is followed by the next one at once.
-pub fn run(mut poller: Poller, shared: Shared) -> ! {
-    std::thread::sleep(start_offset(poller.interval, random_fraction()));
-    let mut next = Instant::now();
-    loop {
-        snapshot::publish(&shared, poller.poll());
-        next += poller.delay();
-        let now = Instant::now();
-        if next < now {
-            next = now;
+///
+/// Returns only if polling stopped: a panic (a bug), with its message. The caller ends the
+/// process then, rather than serve a snapshot that will never be renewed: the state a panic
+/// leaves cannot be trusted, and a service manager restarts a process that exits with an error.
+pub fn run(mut poller: Poller, shared: Shared) -> Stopped {
+    let polling = panic::catch_unwind(AssertUnwindSafe(|| -> std::convert::Infallible {
+        std::thread::sleep(start_offset(poller.interval, random_fraction()));
+        let mut next = Instant::now();
+        loop {
+            snapshot::publish(&shared, poller.poll());
+            next += poller.delay();
+            let now = Instant::now();
+            if next < now {
+                next = now;
+            }
+            std::thread::sleep(next - now);
         }
-        std::thread::sleep(next - now);
+    }));
+    let panic = match polling {
+        Ok(never) => match never {},
+        Err(panic) => panic,
+    };
+    let message = panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic".to_string());
+    Stopped(message)
+}
+
+/// Why polling stopped.
+#[derive(Debug)]
+pub struct Stopped(pub String);
+
+impl std::fmt::Display for Stopped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the poller stopped ({}); exiting so that the service manager starts the exporter \
+             again",
+            self.0
+        )
     }
 }
 

@@ -2,20 +2,23 @@
 //! basic authentication.
 //!
 //! Owns the endpoints (`/metrics` and `/`, `/-/healthy`, `/-/ready`), the choice between
-//! text format 0.0.4 and OpenMetrics from the `Accept` header, and the check of the
-//! `Authorization` header against the users of `WEB_BASIC_AUTH_FILE` (compared in constant
-//! time; the file is read, and re-read when it changes, by `files.rs`). A scrape reads the
-//! latest snapshot (an `Arc` clone) and the process metrics, never the target. The HTTP/1.1
-//! machinery itself is in `http.rs`; this file knows nothing about JSON, the target or its
-//! client.
+//! text format 0.0.4 and OpenMetrics from the `Accept` header and of gzip from
+//! `Accept-Encoding`, the scrape body, and the check of the `Authorization` header against the
+//! users of `WEB_BASIC_AUTH_FILE` (compared in constant time; the file is read, and re-read
+//! when it changes, by `files.rs`). A scrape reads the latest snapshot (an `Arc` clone, whose
+//! bytes are sent as they are) and the process metrics (read at most once a second:
+//! [`ProcessPart`]), never the target. The HTTP/1.1 machinery itself is in `http.rs`; this file
+//! knows nothing about JSON, the target or its client.
 
 use std::net::TcpListener;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use crate::config::ServeSettings;
 use crate::exposition::{self, Format};
 use crate::files::WebUsers;
-use crate::http::{self, Limits, Request, Response};
+use crate::gzip;
+use crate::http::{self, Body, Limits, Request, Response};
 use crate::process;
 use crate::snapshot::{self, Shared};
 
@@ -27,14 +30,16 @@ pub fn serve(listener: TcpListener, shared: Shared, settings: &ServeSettings) ->
         .web_auth_file
         .clone()
         .map(|path| Mutex::new(WebUsers::open(path)));
+    let process = Mutex::new(None);
     http::serve(listener, Limits::default(), move |request| {
-        respond(request, &shared, openmetrics, users.as_ref())
+        respond(request, &shared, &process, openmetrics, users.as_ref())
     })
 }
 
 fn respond(
     request: &Request,
     shared: &Shared,
+    process: &Mutex<Option<Arc<ProcessPart>>>,
     openmetrics: bool,
     users: Option<&Mutex<WebUsers>>,
 ) -> Response {
@@ -64,18 +69,27 @@ fn respond(
     }
     match request.path {
         "/-/healthy" => plain(200, "OK\n"),
-        "/-/ready" if snapshot::latest(shared).ready => plain(200, "OK\n"),
-        "/-/ready" => plain(503, "not ready: no successful poll of the target yet\n"),
+        "/-/ready" => match snapshot::current(shared) {
+            (snapshot, true) if snapshot.ready => plain(200, "OK\n"),
+            (_, true) => plain(503, "not ready: no successful poll of the target yet\n"),
+            (_, false) => plain(
+                503,
+                "not ready: the poller has stopped publishing (see the log)\n",
+            ),
+        },
         _ => {
             let format = if openmetrics {
                 negotiate(request.header("accept"))
             } else {
                 Format::Text
             };
+            let compress = accepts_gzip(request.header("accept-encoding"));
+            let mut headers = vec![("Content-Type", format.content_type().into())];
+            let body = metrics(shared, process, format, compress, &mut headers);
             Response {
                 status: 200,
-                headers: vec![("Content-Type", format.content_type().into())],
-                body: metrics(shared, format).into_bytes(),
+                headers,
+                body,
             }
         }
     }
@@ -85,24 +99,123 @@ fn plain(status: u16, body: &str) -> Response {
     Response {
         status,
         headers: vec![("Content-Type", "text/plain; charset=utf-8".into())],
-        body: body.as_bytes().to_vec(),
+        body: body.as_bytes().to_vec().into(),
     }
 }
 
-/// The scrape body: the latest snapshot, then the process metrics read now.
-fn metrics(shared: &Shared, format: Format) -> String {
-    let snapshot = snapshot::latest(shared);
-    let rendered = match format {
-        Format::Text => &snapshot.text,
-        Format::OpenMetrics => &snapshot.openmetrics,
-    };
-    let mut body = String::with_capacity(rendered.len() + 1024);
-    body.push_str(rendered);
-    exposition::render(&process::read(), format, &mut body);
-    if format == Format::OpenMetrics {
-        body.push_str(exposition::EOF);
+/// The scrape body: the latest snapshot's bytes (its stale rendition once it is too old), then
+/// the process metrics; as gzip (two members, adding `Content-Encoding`) when the scraper
+/// accepts it and the snapshot has a compressed copy. Nothing is copied or compressed here.
+fn metrics(
+    shared: &Shared,
+    process: &Mutex<Option<Arc<ProcessPart>>>,
+    format: Format,
+    compress: bool,
+    headers: &mut Vec<(&'static str, String)>,
+) -> Body {
+    let (snapshot, _) = snapshot::current(shared);
+    let body = snapshot.rendition(Instant::now()).body(format);
+    let process = ProcessPart::current(process);
+    let process = process.body(format);
+    headers.push(("Vary", "Accept-Encoding".into()));
+    match (&body.gzip, compress) {
+        (Some(gzipped), true) => {
+            headers.push(("Content-Encoding", "gzip".into()));
+            Body(vec![Arc::clone(gzipped), Arc::clone(&process.gzip)])
+        }
+        _ => Body(vec![Arc::clone(&body.text), Arc::clone(&process.text)]),
     }
-    body
+}
+
+/// The process metrics as a scrape appends them, in both formats (OpenMetrics with the closing
+/// `# EOF`), each also as one gzip member (stored, not compressed: `gzip::stored`). Read from `/proc` at most once per [`PROCESS_MAX_AGE`]
+/// and shared by the scrapes in between: reading `/proc/self` for every scrape cost more than
+/// the rest of the scrape together.
+struct ProcessPart {
+    read: Instant,
+    text: ProcessBody,
+    openmetrics: ProcessBody,
+}
+
+struct ProcessBody {
+    text: Arc<[u8]>,
+    gzip: Arc<[u8]>,
+}
+
+/// How old the process metrics of a scrape may be.
+const PROCESS_MAX_AGE: Duration = Duration::from_secs(1);
+
+impl ProcessPart {
+    /// The process metrics, read again if the last read is [`PROCESS_MAX_AGE`] old. The lock is
+    /// held during a read (about 50 µs), so that scrapes at the same moment read once.
+    fn current(cache: &Mutex<Option<Arc<ProcessPart>>>) -> Arc<ProcessPart> {
+        let mut cache = cache.lock().unwrap_or_else(PoisonError::into_inner);
+        match &*cache {
+            Some(part) if part.read.elapsed() < PROCESS_MAX_AGE => Arc::clone(part),
+            _ => {
+                let part = Arc::new(ProcessPart::read());
+                *cache = Some(Arc::clone(&part));
+                part
+            }
+        }
+    }
+
+    fn read() -> ProcessPart {
+        let families = process::read();
+        let body = |format| {
+            let mut out = String::with_capacity(1024);
+            exposition::render(&families, format, &mut out);
+            if format == Format::OpenMetrics {
+                out.push_str(exposition::EOF);
+            }
+            ProcessBody {
+                gzip: gzip::stored(out.as_bytes()).into(),
+                text: Arc::from(out.into_bytes()),
+            }
+        };
+        ProcessPart {
+            read: Instant::now(),
+            text: body(Format::Text),
+            openmetrics: body(Format::OpenMetrics),
+        }
+    }
+
+    fn body(&self, format: Format) -> &ProcessBody {
+        match format {
+            Format::Text => &self.text,
+            Format::OpenMetrics => &self.openmetrics,
+        }
+    }
+}
+
+/// Whether an `Accept-Encoding` header (RFC 9110, section 12.5.3) accepts gzip: `gzip` (or its
+/// alias `x-gzip`) with a quality above zero, or `*` above zero when gzip is not named. A
+/// missing header accepts only the identity.
+pub fn accepts_gzip(header: Option<&str>) -> bool {
+    let (mut gzip, mut any) = (None, None);
+    for coding in header.unwrap_or("").split(',') {
+        let mut parts = coding.split(';').map(str::trim);
+        let name = parts.next().unwrap_or("").to_ascii_lowercase();
+        let mut q = 1.0f32;
+        for param in parts {
+            if let Some((key, value)) = param.split_once('=') {
+                if key.trim().eq_ignore_ascii_case("q") {
+                    q = value
+                        .trim()
+                        .parse()
+                        .ok()
+                        .filter(|q| (0.0..=1.0).contains(q))
+                        .unwrap_or(0.0);
+                }
+            }
+        }
+        match name.as_str() {
+            "gzip" | "x-gzip" => gzip = Some(gzip.map_or(q, |g: f32| g.max(q))),
+            "*" => any = Some(q),
+            _ => {}
+        }
+    }
+    gzip.or(any).is_some_and(|q| q > 0.0)
 }
 
 /// Whether an `Authorization` header carries basic credentials equal to one of `credentials`
@@ -212,6 +325,31 @@ mod tests {
         check(Some("Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ=="), &[], false);
         // The repetition of a short guess is not a match (the comparison wraps around inside).
         check(Some("Basic QQ=="), &["QQ==QQ==".to_string()], false);
+    }
+
+    #[test]
+    fn gzip_negotiation() {
+        fn check(header: Option<&str>, expected: bool) {
+            assert_eq!(accepts_gzip(header), expected, "{header:?}");
+        }
+        check(None, false);
+        check(Some(""), false);
+        check(Some("identity"), false);
+        check(Some("gzip"), true);
+        check(Some("GZip"), true);
+        check(Some("x-gzip"), true);
+        check(Some("deflate, gzip;q=0.5"), true);
+        check(Some("gzip;q=0"), false);
+        check(Some("gzip; q=0.000"), false);
+        check(Some("gzip;q=abc"), false);
+        check(Some("*"), true);
+        check(Some("*;q=0"), false);
+        check(Some("gzip;q=0, *"), false);
+        check(Some("br, deflate"), false);
+        // Prometheus.
+        check(Some("gzip"), true);
+        // curl --compressed.
+        check(Some("deflate, gzip, br, zstd"), true);
     }
 
     #[test]

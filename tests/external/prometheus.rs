@@ -49,6 +49,92 @@ fn prometheus_scrapes_text_with_no_openmetrics() {
     life_of_a_target("text", &["--no-openmetrics"]);
 }
 
+/// A large scrape is answered in gzip, in two members (the snapshot compressed once per poll,
+/// then the process metrics), and Prometheus's reader takes every sample of both.
+#[test]
+fn prometheus_reads_the_two_gzip_members_of_a_large_scrape() {
+    let items: Vec<String> = (0..2000)
+        .map(|i| format!(r#"{{"name": "item{i}", "value": {i}}}"#))
+        .collect();
+    let target = Target::start(Reply::Json(format!(
+        r#"{{"items": [{}]}}"#,
+        items.join(",")
+    )));
+    let recorder = Target::start(Reply::Status(200, TEXT_TYPE, "recorded 1\n".into()));
+    let dir = temp_dir("prometheus-gzip");
+    let mapping = dir.join("mapping.json");
+    fs::write(
+        &mapping,
+        r#"{"metrics": [{"name": "item_value", "help": "Item value", "each": "/items",
+                         "labels": {"item": "/name"}, "path": "/value"}]}"#,
+    )
+    .unwrap();
+    let exporter = Exporter::start(
+        &[],
+        &[
+            ("TARGET_URL", &target.url("/status")),
+            ("CONFIG_FILE", mapping.to_str().unwrap()),
+            ("POLLING_INTERVAL_SECONDS", "0.5"),
+            ("TARGET_TIMEOUT_SECONDS", "5"),
+        ],
+    );
+    let prometheus = Prometheus::start(
+        "prometheus-gzip",
+        &[
+            ("status-exporter", exporter.addr),
+            ("recorder", recorder.addr),
+        ],
+    );
+    let context = || {
+        format!(
+            "exporter stderr:\n{}\n{}",
+            exporter.stderr().join("\n"),
+            prometheus.context()
+        )
+    };
+    // What Prometheus asks with, and what the exporter answers to it.
+    let headers = wait_until(
+        "Prometheus's first scrape of the recorder",
+        || {
+            let seen = recorder.seen();
+            let first = seen.first().ok_or("no scrape yet")?;
+            Ok(first.headers.clone())
+        },
+        context,
+    );
+    assert_eq!(headers["accept-encoding"], "gzip");
+    let (status, answer, body) = harness::get_bytes(
+        exporter.addr,
+        "/metrics",
+        &[("Accept", &headers["accept"]), ("Accept-Encoding", "gzip")],
+    );
+    assert_eq!((status, answer["content-encoding"].as_str()), (200, "gzip"));
+    let text = String::from_utf8(harness::gunzip(&body)).unwrap();
+    assert!(
+        text.contains("# TYPE process_cpu_seconds counter"),
+        "{text}"
+    );
+    // Every sample of both members is stored.
+    wait_until(
+        "every item and the process metrics in Prometheus",
+        || {
+            let items = prometheus.value("count(item_value)");
+            let cpu = prometheus.value("process_cpu_seconds_total");
+            (items == Some(2000.0) && cpu.is_some())
+                .then_some(())
+                .ok_or(format!(
+                    "count(item_value) {items:?}, process_cpu_seconds_total {cpu:?}"
+                ))
+        },
+        context,
+    );
+    assert_eq!(
+        prometheus.value(r#"item_value{item="item1999"}"#),
+        Some(1999.0)
+    );
+    prometheus.assert_scrapes_clean("status-exporter");
+}
+
 /// The whole life of a target as Prometheus records it: values, a change, an outage (the app
 /// series go stale, `status_exporter_up` falls to 0) and the recovery. `flags` choose the
 /// format the exporter answers Prometheus in.

@@ -735,3 +735,149 @@ impl Exporter {
             .unwrap_or_else(|| self.fail("no VmHWM in /proc/PID/status"))
     }
 }
+
+/// A connection to `addr` from the loopback address `source` (127.0.0.2, 127.0.0.3, ...: Linux
+/// routes all of 127.0.0.0/8 to the loopback interface), so that a test can be several
+/// clients, as the server's per-address limit sees them. std connects only from the address
+/// the kernel picks.
+pub fn connect_from(source: Ipv4Addr, addr: SocketAddr) -> io::Result<TcpStream> {
+    use std::os::fd::FromRawFd;
+    fn sockaddr(ip: Ipv4Addr, port: u16) -> libc::sockaddr_in {
+        libc::sockaddr_in {
+            sin_family: libc::AF_INET as libc::sa_family_t,
+            sin_port: port.to_be(),
+            sin_addr: libc::in_addr {
+                s_addr: u32::from(ip).to_be(),
+            },
+            sin_zero: [0; 8],
+        }
+    }
+    let SocketAddr::V4(target) = addr else {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "IPv4 only"));
+    };
+    let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+    // SAFETY: plain socket calls on a descriptor this function owns; on success it is handed
+    // to a TcpStream, which closes it; on failure it is closed here.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let local = sockaddr(source, 0);
+        let remote = sockaddr(*target.ip(), target.port());
+        let bound = libc::bind(fd, std::ptr::addr_of!(local).cast(), len) == 0;
+        if !bound || libc::connect(fd, std::ptr::addr_of!(remote).cast(), len) != 0 {
+            let error = io::Error::last_os_error();
+            libc::close(fd);
+            return Err(error);
+        }
+        Ok(TcpStream::from_raw_fd(fd))
+    }
+}
+
+/// The loopback address 127.0.0.`n` (n from 2: 127.0.0.1 is every other test's).
+pub fn loopback(n: u8) -> Ipv4Addr {
+    Ipv4Addr::new(127, 0, 0, n)
+}
+
+/// Makes a FIFO (named pipe) at `path`.
+pub fn mkfifo(path: &Path) {
+    use std::os::unix::ffi::OsStrExt;
+    let name = std::ffi::CString::new(path.as_os_str().as_bytes()).expect("a path without NUL");
+    // SAFETY: a valid NUL-terminated path.
+    let made = unsafe { libc::mkfifo(name.as_ptr(), 0o600) };
+    assert_eq!(
+        made,
+        0,
+        "mkfifo {}: {}",
+        path.display(),
+        io::Error::last_os_error()
+    );
+}
+
+/// The concatenation of the gzip members in `bytes` (as Go's and Python's readers take them),
+/// each checked against its CRC-32 and length; panics on anything else.
+pub fn gunzip(mut bytes: &[u8]) -> Vec<u8> {
+    use miniz_oxide::inflate::stream::{inflate, InflateState};
+    use miniz_oxide::{DataFormat, MZFlush, MZStatus};
+    let mut out = Vec::new();
+    while !bytes.is_empty() {
+        assert!(
+            bytes.len() > 18 && bytes[..4] == [0x1f, 0x8b, 8, 0],
+            "not a gzip member without flags: {:?}",
+            &bytes[..bytes.len().min(10)]
+        );
+        bytes = &bytes[10..];
+        let mut state = InflateState::new_boxed(DataFormat::Raw);
+        let mut member = Vec::new();
+        let mut chunk = vec![0u8; 64 * 1024];
+        loop {
+            let result = inflate(&mut state, bytes, &mut chunk, MZFlush::None);
+            bytes = &bytes[result.bytes_consumed..];
+            member.extend_from_slice(&chunk[..result.bytes_written]);
+            match result.status {
+                Ok(MZStatus::StreamEnd) => break,
+                Ok(_) => assert!(
+                    result.bytes_consumed > 0 || result.bytes_written > 0,
+                    "truncated gzip member"
+                ),
+                Err(e) => panic!("invalid deflate data: {e:?}"),
+            }
+        }
+        let (crc, len) = (&bytes[..4], &bytes[4..8]);
+        assert_eq!(crc, crc32(&member).to_le_bytes(), "CRC-32 of a member");
+        assert_eq!(
+            len,
+            (member.len() as u32).to_le_bytes(),
+            "length of a member"
+        );
+        bytes = &bytes[8..];
+        out.extend_from_slice(&member);
+    }
+    out
+}
+
+/// CRC-32 as gzip computes it, bit by bit (the exporter's table version is what is tested).
+fn crc32(data: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &byte in data {
+        crc ^= u32::from(byte);
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 {
+                0xEDB8_8320 ^ (crc >> 1)
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
+
+/// One request on a new connection (`Connection: close`); the status, the headers (names
+/// lowercased) and the body as bytes (a gzip body is not text).
+pub fn get_bytes(
+    addr: SocketAddr,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> (u16, HashMap<String, String>, Vec<u8>) {
+    let mut stream = TcpStream::connect(addr).expect("connect to the exporter");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("set a timeout");
+    let mut request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        request += &format!("{name}: {value}\r\n");
+    }
+    request += "\r\n";
+    stream
+        .write_all(request.as_bytes())
+        .expect("send a request");
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).expect("read the response");
+    let end = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("no end of headers in {:?}", String::from_utf8_lossy(&raw)));
+    let response = parse_response(&raw[..end + 4]);
+    (response.status, response.headers, raw[end + 4..].to_vec())
+}

@@ -15,5 +15,6 @@ mod docs;
 mod hardening;
 mod mapping;
 mod properties;
+mod serving;
 mod ship;
 mod target;

@@ -246,9 +246,14 @@ impl Format {
 /// The line that ends an OpenMetrics exposition.
 pub const EOF: &str = "# EOF\n";
 
+/// The bytes [`render`] appends for `families` in `format`: to size the output once.
+pub fn rendered_len(families: &[Family], format: Format) -> usize {
+    families.iter().map(|f| f.rendered_len(format)).sum()
+}
+
 /// Appends `families` in `format` to `out`. Families without samples are left out.
 pub fn render(families: &[Family], format: Format, out: &mut String) {
-    out.reserve(families.iter().map(|f| f.rendered_len(format)).sum());
+    out.reserve(rendered_len(families, format));
     for family in families.iter().filter(|f| !f.is_empty()) {
         let (family_name, _, type_name) = family.names(format);
         let help = escape(&family.help, format == Format::OpenMetrics);

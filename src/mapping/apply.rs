@@ -18,6 +18,7 @@ use super::plan::{index_text, FrameId, NodeId, Plan, Slots, DOCUMENT};
 use super::transform::{self, Parse, Reading};
 use super::{Convert, Mapping, Metric, MetricKind, Missing, Read, Source};
 use crate::exposition::{self, Family, Kind, Labels};
+use crate::log;
 
 /// What applying a mapping to a document gives. Given back to [`apply_into`], its buffers are
 /// used again, so that polling the same document again touches no new memory.
@@ -141,8 +142,8 @@ enum Json<'s> {
     /// The number's text as written.
     Number(&'s str),
     Str(Cow<'s, str>),
-    /// A string that is not valid Unicode (a lone surrogate escape): its JSON text.
-    BadStr(&'s str),
+    /// A string that is not valid Unicode (a lone surrogate escape).
+    BadStr,
     Array,
     Object,
 }
@@ -165,7 +166,7 @@ impl Found<'_> {
                     } else {
                         match serde_json::from_str::<String>(text) {
                             Ok(s) => Json::Str(Cow::Owned(s)),
-                            Err(_) => Json::BadStr(text),
+                            Err(_) => Json::BadStr,
                         }
                     }
                 }
@@ -210,7 +211,7 @@ impl fmt::Display for Json<'_> {
                 f.write_str(&out)
             }
             Json::Str(s) => write!(f, "{s:?}"),
-            Json::BadStr(text) => write!(f, "{text} (not valid Unicode)"),
+            Json::BadStr => f.write_str("a string that is not valid Unicode"),
             Json::Array => f.write_str("an array"),
             Json::Object => f.write_str("an object"),
         }
@@ -486,7 +487,8 @@ impl<'a, 'm> Run<'a, 'm> {
         };
         let key = match &self.frames[self.plan.metrics[index].base].key {
             Key::Index(i) => i.to_string(),
-            Key::Name(name) => String::from_utf8_lossy(name)
+            // The document's text: escaped, as it goes into a log line.
+            Key::Name(name) => log::escape(&String::from_utf8_lossy(name))
                 .replace('~', "~0")
                 .replace('/', "~1"),
             Key::None => String::new(),

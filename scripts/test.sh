@@ -10,7 +10,8 @@
 #   install         the Debian packages and Rust targets below
 #   unit+it         `cargo test`: unit tests and tests/it (what a contributor runs, no tools)
 #   external        `cargo test --test external`: Prometheus, promtool, the Python client, the
-#                   static musl builds, qemu, chroot, systemd-analyze (needs root for chroot)
+#                   static musl builds, qemu, chroot, systemd-analyze (needs root for chroot),
+#                   htpasswd, headless Chromium
 #   https unit+it   the `https` build: unit tests, and the core and target tests of tests/it
 #   https external  the `https` build: the HTTPS targets of tests/external (openssl)
 set -uo pipefail
@@ -25,7 +26,10 @@ cd "$(dirname "$0")/.." || exit 2
 #   musl-tools                 x86_64-linux-musl-gcc: aws-lc's C code in the static HTTPS build
 #   python3-prometheus-client  the Python client's OpenMetrics parser (tests/external/formats.rs)
 #   coreutils                  chroot and env (tests/external)
-packages=(prometheus qemu-user-static systemd openssl musl-tools python3-prometheus-client coreutils)
+#   apache2-utils              htpasswd -B: bcrypt users files (tests/external/operating.rs)
+#   chromium                   headless screenshots of the status page (scripts/screenshot.sh)
+packages=(prometheus qemu-user-static systemd openssl musl-tools python3-prometheus-client coreutils
+  apache2-utils chromium)
 checks=(
   "command -v promtool && command -v prometheus"
   "command -v qemu-aarch64-static"
@@ -34,6 +38,8 @@ checks=(
   "command -v x86_64-linux-musl-gcc"
   "/usr/bin/python3 -c 'import prometheus_client'"
   "PATH=\$PATH:/usr/sbin:/sbin command -v chroot"
+  "command -v htpasswd"
+  "command -v chromium"
 )
 # Rust standard libraries for the static builds (tests/external/ship.rs).
 targets=(x86_64-unknown-linux-musl aarch64-unknown-linux-musl)

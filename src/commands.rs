@@ -34,8 +34,13 @@ pub fn startup_line(config: &Config, local: SocketAddr) -> String {
         .map_or_else(String::new, |path| {
             format!("; basic auth: users from {}", path.display())
         });
+    let reload = if config.serve.enable_reload {
+        "; POST /-/reload: on"
+    } else {
+        ""
+    };
     format!(
-        "status-exporter {} listening on {local}; polling {}{} every {:?} (timeout {:?}, at most {} bytes){request}; mapping: {}; OpenMetrics: {}{web_auth}",
+        "status-exporter {} listening on {local}; polling {}{} every {:?} (timeout {:?}, at most {} bytes){request}; mapping: {}; OpenMetrics: {}{web_auth}{reload}",
         crate::config::VERSION,
         config.poll.request.target,
         if config.demo { " (demo target)" } else { "" },
@@ -86,9 +91,9 @@ pub fn summary(config: &Config) -> String {
         }
     );
     if let Some(path) = &config.serve.web_auth_file {
-        let users = files::read_web_users(path, "WEB_BASIC_AUTH_FILE").map_or(0, |u| u.len());
-        let noun = if users == 1 { "user" } else { "users" };
-        out += &format!("  basic auth:    {users} {noun} from {}\n", path.display());
+        let users = files::read_web_users(path, "WEB_BASIC_AUTH_FILE")
+            .map_or_else(|e| e.to_string(), |users| users.describe());
+        out += &format!("  basic auth:    {} ({users})\n", path.display());
     }
     out += &format!("  mapping:       {}\n", mapping_source(config));
     for metric in config.poll.mapping.metrics.iter() {

@@ -86,7 +86,8 @@ REQUEST (what the exporter sends to the target):
     Files re-read when they change (the mapping, credential and users files): a new version is
     read once it has stayed unchanged for 1 s, so that a file caught half-written is never used;
     a version that cannot be read or is invalid keeps the last good value in use and is logged
-    once, with its own error.
+    once, with its own error. SIGHUP (systemctl reload) reads them all at once, whatever their
+    age, and logs one line per file.
 
 MAPPING (which JSON value becomes which metric):
     --config-file FILE                CONFIG_FILE               JSON mapping file; re-read when it
@@ -113,11 +114,17 @@ SERVING (what Prometheus scrapes):
     --no-gzip                         GZIP=false                never compress the metrics; default:
                                                                 gzip for a scraper that accepts it,
                                                                 when they are 4 KiB or more
-    --web-basic-auth-file FILE        WEB_BASIC_AUTH_FILE       answer /metrics and / only to basic
-                                                                auth matching a `user:password` line
-                                                                of FILE (one user per line, # starts
-                                                                a comment); re-read when it changes;
-                                                                default: no authentication
+    --web-basic-auth-file FILE        WEB_BASIC_AUTH_FILE       answer /metrics, / and /-/reload
+                                                                only to basic auth matching a line
+                                                                of FILE: `user:HASH` as htpasswd -B
+                                                                writes it (bcrypt, cost at most 12),
+                                                                or `user:password` (plain text, with
+                                                                a warning); one user per line, #
+                                                                starts a comment; re-read when it
+                                                                changes; default: no authentication
+    --web-enable-reload               WEB_ENABLE_RELOAD=true    answer POST /-/reload: read the files
+                                                                again, as SIGHUP does; default: off
+                                                                (404)
 
 OTHER:
     --demo            serve an embedded demo target on a free loopback port and poll it
@@ -126,16 +133,25 @@ OTHER:
     -V, --version     print the version
 
 ENDPOINTS:
-    /metrics and /    the metrics (GET, HEAD); 401 without valid credentials when
+    /metrics and /    the metrics (GET, HEAD); at /, a browser (Accept preferring text/html)
+                      gets a status page instead; 401 without valid credentials when
                       WEB_BASIC_AUTH_FILE is set
+    /-/reload         with --web-enable-reload: POST reads the files again; 200 with one line
+                      per file, 500 with the error if one is invalid (the previous version
+                      stays in use)
     /-/healthy        200 while the process runs (never asks for credentials)
     /-/ready          200 once a poll has succeeded and while the poller publishes, 503
                       otherwise (never asks for credentials)
 
+SIGNALS:
+    SIGHUP            read the mapping, credential and users files again at once
+    SIGTERM, SIGINT   stop: close idle connections, finish the responses in flight (1 s at
+                      most), exit 0
+
 EXIT STATUS:
-    0 after --help, --version, --check-config and --render; 2 for a bad setting or mapping;
-    1 when the exporter cannot start (port in use), or when its poller stops (a bug). A
-    failing target never ends the process.
+    0 after --help, --version, --check-config and --render, and after SIGTERM or SIGINT; 2 for
+    a bad setting or mapping; 1 when the exporter cannot start (port in use), or when its
+    poller stops (a bug). A failing target never ends the process.
 ";
 
 /// Everything the exporter needs to run, after defaults, environment and flags: one section for
@@ -201,10 +217,14 @@ pub struct ServeSettings {
     pub port: u16,
     /// Answer in OpenMetrics when the scraper prefers it. OPENMETRICS, default true.
     pub openmetrics: bool,
-    /// File of `user:password` lines; when set, the metrics are served only to requests with
-    /// basic auth matching one of them. WEB_BASIC_AUTH_FILE, default None: no authentication.
-    /// Holds the file name, never the passwords.
+    /// File of `user:password` or `user:BCRYPT-HASH` lines; when set, the metrics (and the
+    /// reload endpoint) are served only to requests with basic auth matching one of them.
+    /// WEB_BASIC_AUTH_FILE, default None: no authentication. Holds the file name, never the
+    /// passwords.
     pub web_auth_file: Option<PathBuf>,
+    /// Answer `POST /-/reload` by reading the files again. WEB_ENABLE_RELOAD or
+    /// `--web-enable-reload`, default false: the path is 404.
+    pub enable_reload: bool,
 }
 
 /// What the command line asks for.
@@ -297,6 +317,7 @@ pub fn parse(
     let check = args.contains("--check-config");
     let no_openmetrics = args.contains("--no-openmetrics");
     let no_gzip = args.contains("--no-gzip");
+    let enable_reload_flag = args.contains("--web-enable-reload");
     let header_flags: Vec<String> = args.values_from_str("--target-header").map_err(|e| {
         ConfigError::Usage(match e {
             pico_args::Error::OptionWithoutAValue(_) => "--target-header needs a value".into(),
@@ -345,6 +366,7 @@ pub fn parse(
     )?;
     let ca_file = setting("--target-ca-file", "TARGET_CA_FILE")?;
     let web_auth = setting("--web-basic-auth-file", "WEB_BASIC_AUTH_FILE")?;
+    let enable_reload = setting("--web-enable-reload", "WEB_ENABLE_RELOAD")?;
     let rest = args.finish();
     if let Some(arg) = rest.first() {
         let arg = arg.to_string_lossy();
@@ -420,6 +442,11 @@ pub fn parse(
         Some(raw) => parse_bool(&raw)?,
         None => true,
     };
+    let enable_reload = match enable_reload {
+        _ if enable_reload_flag => true,
+        Some(raw) => parse_bool(&raw)?,
+        None => false,
+    };
     let (header_setting, headers) = if header_flags.is_empty() {
         let lines = env("TARGET_HEADERS").unwrap_or_default();
         (
@@ -485,6 +512,7 @@ pub fn parse(
             port,
             openmetrics,
             web_auth_file,
+            enable_reload,
         },
         demo,
     };

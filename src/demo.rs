@@ -22,20 +22,25 @@ pub fn start() -> std::io::Result<SocketAddr> {
     std::thread::Builder::new()
         .name("demo-target".into())
         .spawn(move || {
-            http::serve(listener, limits, move |request| match request.path {
-                "/status" => Response {
-                    status: 200,
-                    headers: vec![("Content-Type", "application/json".into())],
-                    body: document(started.elapsed(), unix_seconds())
-                        .into_bytes()
-                        .into(),
+            http::serve(
+                listener,
+                limits,
+                http::Control::default(),
+                move |request| match request.path {
+                    "/status" => Response {
+                        status: 200,
+                        headers: vec![("Content-Type", "application/json".into())],
+                        body: document(started.elapsed(), unix_seconds())
+                            .into_bytes()
+                            .into(),
+                    },
+                    _ => Response {
+                        status: 404,
+                        headers: Vec::new(),
+                        body: b"not found\n".to_vec().into(),
+                    },
                 },
-                _ => Response {
-                    status: 404,
-                    headers: Vec::new(),
-                    body: b"not found\n".to_vec().into(),
-                },
-            })
+            )
         })?;
     Ok(addr)
 }

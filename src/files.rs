@@ -3,10 +3,14 @@
 //!
 //! Owns each file's format and its one reader ([`read_credentials`], [`read_web_users`],
 //! [`read_mapping`]), used alike by the settings' check at start-up, by `--check-config`, and
-//! by the reloads; [`Auth`], where the target's credentials are kept; [`FileError`]; and, for
-//! each file, the reload and its log lines ([`Credentials`], [`WebUsers`], [`MappingFile`]; when
-//! a file is read again is `watch.rs`'s). No secret reaches a message. Knows nothing about the
-//! request, the schedule of polls or HTTP.
+//! by the reloads; [`Auth`], where the target's credentials are kept; [`FileError`]; for each
+//! file, the reload and its log lines ([`Credentials`], [`WebUsers`], [`MappingFile`]; when a
+//! file is read again by itself is `watch.rs`'s); and [`Files`], all of them together, shared
+//! by the poller, the server and the reloads that an operator asks for ([`Files::reload`]:
+//! SIGHUP and `POST /-/reload`). The users' check is here too ([`WebUsers::check`]: the
+//! passwords' format is `password.rs`'s), with its cache of successful checks, dropped whenever
+//! the file changes. No secret reaches a message. Knows nothing about the request, the schedule
+//! of polls or HTTP.
 //!
 //! Every one of them is read by [`read_file`]: only a regular file, opened without waiting (a
 //! FIFO would block the open until a writer came), and never more than its limit
@@ -16,9 +20,12 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::Instant;
 
 use crate::log;
 use crate::mapping::{self, Mapping};
+use crate::password::{self, Hash, Stored};
 use crate::watch::{Refresh, Watched};
 
 /// Credentials for the target, kept in files so that they stay out of `ps`, the environment and
@@ -168,7 +175,7 @@ pub enum FileError {
         setting: String,
         path: PathBuf,
         line: Option<usize>,
-        problem: &'static str,
+        problem: String,
     },
     /// The mapping file cannot be read.
     MappingUnreadable { path: PathBuf, error: String },
@@ -208,11 +215,11 @@ impl fmt::Display for FileError {
 /// `setting` names the file's setting in messages, which never show the file's content.
 pub fn read_credentials(auth: &Auth, setting: &str) -> Result<String, FileError> {
     let path = auth.file();
-    let invalid = |problem| FileError::Invalid {
+    let invalid = |problem: &str| FileError::Invalid {
         setting: setting.to_string(),
         path: path.to_path_buf(),
         line: None,
-        problem,
+        problem: problem.to_string(),
     };
     let bytes = read_file(path, MAX_SECRET_BYTES).map_err(|error| FileError::Unreadable {
         setting: setting.to_string(),
@@ -262,14 +269,70 @@ pub fn read_credentials(auth: &Auth, setting: &str) -> Result<String, FileError>
     }
 }
 
-/// Reads the users of `WEB_BASIC_AUTH_FILE` and returns, for each, the credentials a client
-/// sends for it: base64 of `user:password` (RFC 7617), in file order. One user per line, split
-/// at the first colon: the password is the rest of the line (colons and spaces included, a
-/// final `\r` not). Empty lines and lines starting with `#` are skipped; a user may be listed
-/// more than once, so that a new password can be added before the old one is removed.
-/// `setting` names the file's setting in messages, which never show a password.
-pub fn read_web_users(path: &Path, setting: &str) -> Result<Vec<String>, FileError> {
-    let invalid = |line, problem| FileError::Invalid {
+/// The users of `WEB_BASIC_AUTH_FILE`, as its lines give them. No `Debug`: it holds
+/// passwords and their hashes.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Users {
+    /// Each user's name and stored password, in file order. A user may be listed more than
+    /// once, so that a new password can be added before the old one is removed.
+    pub list: Vec<(Vec<u8>, Stored)>,
+    /// The lines (from 1) that hold a password in plain text rather than a bcrypt hash.
+    pub plain_lines: Vec<usize>,
+}
+
+impl Users {
+    /// The highest cost of the bcrypt hashes, None if every password is in plain text.
+    fn bcrypt_cost(&self) -> Option<u32> {
+        self.list
+            .iter()
+            .filter_map(|(_, stored)| match stored {
+                Stored::Bcrypt(hash) => Some(hash.cost),
+                Stored::Plain(_) => None,
+            })
+            .max()
+    }
+
+    /// How the users are stored, for the log and `--check-config`: `2 users (1 bcrypt, 1 plain
+    /// text: line 3)`.
+    pub fn describe(&self) -> String {
+        let count = self.list.len();
+        let noun = if count == 1 { "user" } else { "users" };
+        let plain = self.plain_lines.len();
+        if plain == 0 {
+            return format!("{count} {noun}, bcrypt");
+        }
+        let lines = lines(&self.plain_lines);
+        if plain == count {
+            return format!("{count} {noun}, plain text: {lines}");
+        }
+        format!(
+            "{count} {noun}, {} bcrypt, {plain} plain text: {lines}",
+            count - plain
+        )
+    }
+}
+
+/// `line 3`, `lines 1, 3`, or the first ten and how many more.
+fn lines(numbers: &[usize]) -> String {
+    const SHOWN: usize = 10;
+    let list: Vec<String> = numbers.iter().take(SHOWN).map(usize::to_string).collect();
+    let noun = if numbers.len() == 1 { "line" } else { "lines" };
+    let more = match numbers.len().saturating_sub(SHOWN) {
+        0 => String::new(),
+        more => format!(" and {more} more"),
+    };
+    format!("{noun} {}{more}", list.join(", "))
+}
+
+/// Reads the users of `WEB_BASIC_AUTH_FILE`. One user per line, `user:password` or
+/// `user:HASH` as `htpasswd -B` writes it (`$2y$`, `$2b$` or `$2a$`, cost at most
+/// [`password::MAX_COST`]), split at the first colon: the password is the rest of the line
+/// (colons and spaces included, a final `\r` not). Empty lines and lines starting with `#` are
+/// skipped. Hashes of other kinds (`htpasswd`'s MD5 and SHA-1, crypt's `$5$` and `$6$`) are
+/// refused rather than taken for plain-text passwords. `setting` names the file's setting in
+/// messages, which never show a password or a hash.
+pub fn read_web_users(path: &Path, setting: &str) -> Result<Users, FileError> {
+    let invalid = |line, problem: String| FileError::Invalid {
         setting: setting.to_string(),
         path: path.to_path_buf(),
         line,
@@ -280,13 +343,16 @@ pub fn read_web_users(path: &Path, setting: &str) -> Result<Vec<String>, FileErr
         path: path.to_path_buf(),
         error,
     })?;
-    let mut users = Vec::new();
+    let mut users = Users {
+        list: Vec::new(),
+        plain_lines: Vec::new(),
+    };
     for (index, line) in bytes.split(|&b| b == b'\n').enumerate() {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         if line.iter().all(u8::is_ascii_whitespace) || line.starts_with(b"#") {
             continue;
         }
-        let at = |problem| invalid(Some(index + 1), problem);
+        let at = |problem: &str| invalid(Some(index + 1), problem.to_string());
         let Some(colon) = line.iter().position(|&b| b == b':') else {
             return Err(at("no colon; write user:password"));
         };
@@ -297,10 +363,30 @@ pub fn read_web_users(path: &Path, setting: &str) -> Result<Vec<String>, FileErr
         if line.iter().any(|b| b.is_ascii_control() && *b != b'\t') {
             return Err(at("a control character; write user:password on one line"));
         }
-        users.push(base64(line));
+        let other_hash = ["$apr1$", "$1$", "$5$", "$6$", "{SHA}"]
+            .iter()
+            .any(|prefix| password.starts_with(prefix.as_bytes()));
+        if other_hash {
+            return Err(at(
+                "a password hash of a kind not supported (MD5, SHA); hash it with htpasswd -B \
+                 (bcrypt)",
+            ));
+        }
+        let stored = if Hash::looks_like(password) {
+            Stored::Bcrypt(
+                Hash::parse(password).map_err(|e| invalid(Some(index + 1), e.to_string()))?,
+            )
+        } else {
+            users.plain_lines.push(index + 1);
+            Stored::Plain(password.to_vec())
+        };
+        users.list.push((user.to_vec(), stored));
     }
-    if users.is_empty() {
-        return Err(invalid(None, "has no user; add a line user:password"));
+    if users.list.is_empty() {
+        return Err(invalid(
+            None,
+            "has no user; add a line user:password".into(),
+        ));
     }
     Ok(users)
 }
@@ -340,6 +426,50 @@ fn base64(bytes: &[u8]) -> String {
     out
 }
 
+/// Decodes standard base64 with padding (RFC 4648, section 4), as clients send basic auth;
+/// None for anything else (another alphabet, missing padding, bits left over).
+fn unbase64(text: &[u8]) -> Option<Vec<u8>> {
+    if text.len() % 4 != 0 {
+        return None;
+    }
+    let value = |c: u8| -> Option<u32> {
+        Some(match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        } as u32)
+    };
+    let mut out = Vec::with_capacity(text.len() / 4 * 3);
+    let chunks = text.len() / 4;
+    for (i, chunk) in text.chunks(4).enumerate() {
+        let padding = chunk.iter().rev().take_while(|&&c| c == b'=').count();
+        if padding > 2 || (padding > 0 && i + 1 != chunks) {
+            return None;
+        }
+        let mut n = 0u32;
+        for &c in &chunk[..4 - padding] {
+            n = n << 6 | value(c)?;
+        }
+        n <<= 6 * padding as u32;
+        let bytes = n.to_be_bytes();
+        let len = 3 - padding;
+        // The bits past the last byte must be zero: one spelling per value.
+        if bytes[1 + len..].iter().any(|&b| b != 0) {
+            return None;
+        }
+        out.extend_from_slice(&bytes[1..1 + len]);
+    }
+    Some(out)
+}
+
+/// Locks `mutex`, whose value stays whole even if a holder panicked.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
 /// The target's credentials: the `Authorization` value their file gives, re-read when it
 /// changes. No `Debug`: it holds the secret.
 pub struct Credentials {
@@ -363,24 +493,48 @@ impl Credentials {
     /// Re-reads the file if it changed (or the last read failed), and logs the outcome; a
     /// failed read keeps the last good value.
     pub fn refresh(&mut self) {
-        let had = self.file.value.is_some();
         let auth = &self.auth;
         match self
             .file
             .refresh(|_| read_credentials(auth, auth.setting()).map(Some))
         {
             Refresh::Read { changed, recovered } if changed || recovered => {
-                log::info!("credentials reloaded from {}", self.file.path.display())
+                log::info!("{}", self.line(&Ok(true)))
             }
-            Refresh::Failed(e) => {
-                let kept = if had {
-                    "the previous credentials stay in use"
-                } else {
-                    "requests go without credentials"
-                };
-                log::warn!("{e}; {kept} until the file can be read");
-            }
+            Refresh::Failed(e) => log::warn!("{}", self.line(&Err(e))),
             Refresh::Read { .. } | Refresh::Unchanged => {}
+        }
+    }
+
+    /// Reads the file now, whatever its age; a failed read keeps the last good value.
+    pub fn reload(&mut self) -> Reloaded {
+        let had = self.file.value.is_some();
+        let auth = &self.auth;
+        let outcome = self
+            .file
+            .reload(|_| read_credentials(auth, auth.setting()).map(Some));
+        Reloaded {
+            line: self.line_after(&outcome, had),
+            failed: outcome.is_err(),
+            changed: matches!(outcome, Ok(true)),
+        }
+    }
+
+    /// What a read's `outcome` is told as: the file reloaded or unchanged, or the error and what
+    /// stays in use.
+    fn line(&self, outcome: &Result<bool, FileError>) -> String {
+        self.line_after(outcome, self.file.value.is_some())
+    }
+
+    fn line_after(&self, outcome: &Result<bool, FileError>, had: bool) -> String {
+        let path = self.file.path.display();
+        match outcome {
+            Ok(true) => format!("credentials reloaded from {path}"),
+            Ok(false) => format!("credentials unchanged in {path}"),
+            Err(e) if had => {
+                format!("{e}; the previous credentials stay in use until the file can be read")
+            }
+            Err(e) => format!("{e}; requests go without credentials until the file can be read"),
         }
     }
 
@@ -395,16 +549,31 @@ impl Credentials {
     }
 }
 
-/// The users of `WEB_BASIC_AUTH_FILE`, re-read when the file changes. No `Debug`: it holds
-/// what clients send as their password.
+/// The most successful checks remembered ([`WebUsers::check`]): a few scrapers, each with its
+/// own credentials, and a person with a browser.
+const MAX_PASSED: usize = 16;
+
+/// The users of `WEB_BASIC_AUTH_FILE`, re-read when the file changes, and the check of a
+/// client's credentials against them. No `Debug`: it holds passwords and their hashes.
 pub struct WebUsers {
-    /// What a client sends for each user, base64 of `user:password`; empty (nobody is let in)
-    /// until the file is readable.
-    file: Watched<Vec<String>>,
+    state: Mutex<UsersState>,
+}
+
+struct UsersState {
+    /// The users; none (nobody is let in) until the file is readable.
+    file: Watched<Users>,
+    /// The credentials (base64 of `user:password`, as sent) of recent successful checks, at
+    /// most [`MAX_PASSED`], oldest first: a scrape that sends them again is let in without
+    /// running bcrypt again. Emptied whenever the users change.
+    passed: Vec<String>,
+    /// Counts the changes of the users, so that a check that ran while they changed is not
+    /// remembered.
+    version: u64,
 }
 
 impl WebUsers {
-    /// Reads the file now, and warns if every user of the host may read it.
+    /// Reads the file now, warns if every user of the host may read it, and names the lines
+    /// that hold a password in plain text.
     pub fn open(path: PathBuf) -> WebUsers {
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(&path).map_or(0, |m| m.permissions().mode());
@@ -415,49 +584,175 @@ impl WebUsers {
             );
         }
         let file = match read_web_users(&path, "WEB_BASIC_AUTH_FILE") {
-            Ok(users) => Watched::new(path, users),
-            Err(_) => Watched::unread(path, Vec::new()),
+            Ok(users) => {
+                warn_plain(&path, &users);
+                Watched::new(path, users)
+            }
+            Err(_) => Watched::unread(
+                path,
+                Users {
+                    list: Vec::new(),
+                    plain_lines: Vec::new(),
+                },
+            ),
         };
-        WebUsers { file }
+        WebUsers {
+            state: Mutex::new(UsersState {
+                file,
+                passed: Vec::new(),
+                version: 0,
+            }),
+        }
     }
 
     /// Re-reads the file if it changed (or the last read failed), and logs the outcome; a
     /// failed read keeps the users of the last good one.
-    pub fn refresh(&mut self) {
-        let had = !self.file.value.is_empty();
-        match self
+    pub fn refresh(&self) {
+        let mut state = lock(&self.state);
+        let had = !state.file.value.list.is_empty();
+        let outcome = match state
             .file
             .refresh(|path| read_web_users(path, "WEB_BASIC_AUTH_FILE"))
         {
-            Refresh::Read { changed, recovered } if changed || recovered => {
-                let count = self.file.value.len();
-                log::info!(
-                    "users reloaded from {} ({count} {})",
-                    self.file.path.display(),
-                    if count == 1 { "user" } else { "users" }
-                );
-            }
-            Refresh::Failed(e) => {
-                let kept = if had {
-                    "the previous users stay in use"
-                } else {
-                    "no one is let in"
-                };
-                log::warn!("{e}; {kept} until the file can be read");
-            }
-            Refresh::Read { .. } | Refresh::Unchanged => {}
+            Refresh::Read { changed, recovered } if changed || recovered => Ok(true),
+            Refresh::Failed(e) => Err(e),
+            Refresh::Read { .. } | Refresh::Unchanged => return,
+        };
+        state.after_read(&outcome);
+        let line = state.line(&outcome, had);
+        match outcome {
+            Ok(_) => log::info!("{line}"),
+            Err(_) => log::warn!("{line}"),
         }
     }
 
-    /// What a client sends for each user: base64 of `user:password`.
-    pub fn credentials(&self) -> &[String] {
-        &self.file.value
+    /// Reads the file now, whatever its age; a failed read keeps the users of the last good one.
+    pub fn reload(&self) -> Reloaded {
+        let mut state = lock(&self.state);
+        let had = !state.file.value.list.is_empty();
+        let outcome = state
+            .file
+            .reload(|path| read_web_users(path, "WEB_BASIC_AUTH_FILE"));
+        state.after_read(&outcome);
+        Reloaded {
+            line: state.line(&outcome, had),
+            failed: outcome.is_err(),
+            changed: matches!(outcome, Ok(true)),
+        }
+    }
+
+    /// Whether `credentials` (what a client sends after `Basic `: base64 of `user:password`)
+    /// name a user of the file with the right password. The file is brought up to date first.
+    ///
+    /// Every check that is not remembered costs the same, whoever asks: one bcrypt of the
+    /// user's cost for a user with a hash (right or wrong password), and one of the file's
+    /// highest cost for a user who does not exist or whose password is in plain text (when the
+    /// file holds any hash at all; a file of plain-text passwords needs no bcrypt). bcrypt runs
+    /// without holding the users, so that the remembered scrapes are not kept waiting.
+    pub fn check(&self, credentials: &str) -> bool {
+        let (candidates, version) = {
+            self.refresh();
+            let state = lock(&self.state);
+            let mut remembered = false;
+            for passed in &state.passed {
+                remembered |= password::equal(credentials.as_bytes(), passed.as_bytes());
+            }
+            if remembered {
+                return true;
+            }
+            let Some(pair) = unbase64(credentials.as_bytes()) else {
+                return false;
+            };
+            let Some(colon) = pair.iter().position(|&b| b == b':') else {
+                return false;
+            };
+            let (user, given) = (&pair[..colon], &pair[colon + 1..]);
+            // Every entry is looked at, whichever matches.
+            let mut candidates: Vec<Stored> = Vec::new();
+            for (name, stored) in &state.file.value.list {
+                if password::equal(user, name) {
+                    candidates.push(stored.clone());
+                }
+            }
+            let hashed = candidates.iter().any(|c| matches!(c, Stored::Bcrypt(_)));
+            if let (false, Some(cost)) = (hashed, state.file.value.bcrypt_cost()) {
+                candidates.push(Stored::Bcrypt(Hash::dummy(cost)));
+            }
+            ((candidates, given.to_vec()), state.version)
+        };
+        let (candidates, given) = candidates;
+        let mut ok = false;
+        for stored in &candidates {
+            ok |= stored.matches(&given);
+        }
+        if ok {
+            let mut state = lock(&self.state);
+            if state.version == version {
+                if state.passed.len() >= MAX_PASSED {
+                    state.passed.remove(0);
+                }
+                state.passed.push(credentials.to_string());
+            }
+        }
+        ok
+    }
+
+    /// How many users there are; 0 until the file can be read.
+    pub fn count(&self) -> usize {
+        lock(&self.state).file.value.list.len()
+    }
+}
+
+/// Warns, once per version of the users file read, about the lines that hold a password in plain
+/// text (never the passwords).
+fn warn_plain(path: &Path, users: &Users) {
+    if !users.plain_lines.is_empty() {
+        log::warn!(
+            "WEB_BASIC_AUTH_FILE: {}: {} {} a password in plain text; store bcrypt hashes \
+             instead (htpasswd -B)",
+            path.display(),
+            lines(&users.plain_lines),
+            if users.plain_lines.len() == 1 {
+                "holds"
+            } else {
+                "hold"
+            }
+        );
+    }
+}
+
+impl UsersState {
+    /// After a read: a new version of the users forgets the remembered checks, and its
+    /// plain-text passwords are named.
+    fn after_read(&mut self, outcome: &Result<bool, FileError>) {
+        if let Ok(true) = outcome {
+            self.passed.clear();
+            self.version += 1;
+            warn_plain(&self.file.path, &self.file.value);
+        }
+    }
+
+    fn line(&self, outcome: &Result<bool, FileError>, had: bool) -> String {
+        let path = self.file.path.display();
+        match outcome {
+            Ok(true) => format!(
+                "users reloaded from {path} ({})",
+                self.file.value.describe()
+            ),
+            Ok(false) => format!("users unchanged in {path} ({})", self.file.value.describe()),
+            Err(e) if had => {
+                format!("{e}; the previous users stay in use until the file can be read")
+            }
+            Err(e) => format!("{e}; no one is let in until the file can be read"),
+        }
     }
 }
 
 /// The mapping file: its last good mapping, re-read when it changes.
 pub struct MappingFile {
     file: Watched<Mapping>,
+    /// The mapping changed since the poller last took it ([`MappingFile::take_new`]).
+    new: bool,
 }
 
 impl MappingFile {
@@ -465,32 +760,152 @@ impl MappingFile {
     pub fn new(path: PathBuf, mapping: Mapping) -> MappingFile {
         MappingFile {
             file: Watched::new(path, mapping),
+            new: false,
         }
     }
 
-    /// Re-reads the file if it changed (or the last read failed), and logs the outcome; returns
-    /// the new mapping if it differs from the last. A broken file keeps the last good mapping.
-    pub fn refresh(&mut self) -> Option<Mapping> {
+    /// Re-reads the file if it changed (or the last read failed), and logs the outcome. A broken
+    /// file keeps the last good mapping.
+    pub fn refresh(&mut self) {
         match self.file.refresh(read_mapping) {
             Refresh::Read { changed: true, .. } => {
-                log::info!(
-                    "mapping reloaded from {}: {} metrics",
-                    self.file.path.display(),
-                    self.file.value.metrics.len()
-                );
-                Some(self.file.value.clone())
+                self.new = true;
+                log::info!("{}", self.line(&Ok(true)));
             }
-            Refresh::Failed(e) => {
-                log::warn!("mapping not reloaded, the previous one stays in use: {e}");
-                None
-            }
-            Refresh::Read { .. } | Refresh::Unchanged => None,
+            Refresh::Failed(e) => log::warn!("{}", self.line(&Err(e))),
+            Refresh::Read { .. } | Refresh::Unchanged => {}
         }
+    }
+
+    /// Reads the file now, whatever its age. A broken file keeps the last good mapping.
+    pub fn reload(&mut self) -> Reloaded {
+        let outcome = self.file.reload(read_mapping);
+        self.new |= matches!(outcome, Ok(true));
+        Reloaded {
+            line: self.line(&outcome),
+            failed: outcome.is_err(),
+            changed: matches!(outcome, Ok(true)),
+        }
+    }
+
+    fn line(&self, outcome: &Result<bool, FileError>) -> String {
+        let path = self.file.path.display();
+        let count = self.file.value.metrics.len();
+        match outcome {
+            Ok(true) => format!("mapping reloaded from {path}: {count} metrics"),
+            Ok(false) => format!("mapping unchanged in {path}: {count} metrics"),
+            Err(e) => format!("mapping not reloaded, the previous one stays in use: {e}"),
+        }
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        &self.file.path
+    }
+
+    /// The mapping, if it changed since the last call.
+    pub fn take_new(&mut self) -> Option<Mapping> {
+        std::mem::take(&mut self.new).then(|| self.file.value.clone())
     }
 
     /// The last read failed.
     pub fn failing(&self) -> bool {
         self.file.failing
+    }
+}
+
+/// What reading one file at an operator's request did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Reloaded {
+    /// The log line: reloaded (with what it holds now), unchanged, or the error.
+    pub line: String,
+    /// The file could not be read or is invalid: the previous version stays in use.
+    pub failed: bool,
+    /// The file now holds something else than before.
+    pub changed: bool,
+}
+
+/// Every file read at run time, shared by the poller (the mapping and the credentials), the
+/// server (the users) and the reloads an operator asks for. Each file has its own lock, held
+/// while it is read and while its value is looked at, never during a poll or a bcrypt check.
+pub struct Files {
+    pub mapping: Option<Mutex<MappingFile>>,
+    pub credentials: Option<Mutex<Credentials>>,
+    pub users: Option<WebUsers>,
+    /// Set by a reload that changed what the poller uses, until the poller wakes.
+    changed: Mutex<bool>,
+    wake: Condvar,
+}
+
+impl Files {
+    /// The files the settings name: the mapping file with the mapping read from it at start-up,
+    /// the target's credentials and the users of `WEB_BASIC_AUTH_FILE` (both read now).
+    pub fn open(
+        mapping: Option<(PathBuf, Mapping)>,
+        credentials: Option<Auth>,
+        users: Option<PathBuf>,
+    ) -> Files {
+        Files {
+            mapping: mapping.map(|(path, mapping)| Mutex::new(MappingFile::new(path, mapping))),
+            credentials: credentials.map(|auth| Mutex::new(Credentials::open(auth))),
+            users: users.map(WebUsers::open),
+            changed: Mutex::new(false),
+            wake: Condvar::new(),
+        }
+    }
+
+    /// Reads every file now, whatever its age, as `trigger` (SIGHUP, ...) asks; logs one line per
+    /// file, `trigger: ...`, and returns them. A file that cannot be read, or is invalid, keeps
+    /// its previous version. A mapping or credentials file that changed, or failed, wakes the
+    /// poller ([`Files::sleep_until`]), so that the next scrape shows the change.
+    pub fn reload(&self, trigger: &str) -> Vec<Reloaded> {
+        let mut done = Vec::new();
+        if let Some(mapping) = &self.mapping {
+            done.push(lock(mapping).reload());
+        }
+        if let Some(credentials) = &self.credentials {
+            done.push(lock(credentials).reload());
+        }
+        // Changed, or now failing: the next poll shows it (in the metrics, the status page).
+        let for_poller = done.iter().any(|r| r.changed || r.failed);
+        if let Some(users) = &self.users {
+            done.push(users.reload());
+        }
+        for reloaded in &done {
+            if reloaded.failed {
+                log::warn!("{trigger}: {}", reloaded.line);
+            } else {
+                log::info!("{trigger}: {}", reloaded.line);
+            }
+        }
+        if done.is_empty() {
+            log::info!("{trigger}: no file to reload (no CONFIG_FILE, credentials file or WEB_BASIC_AUTH_FILE)");
+        }
+        if for_poller {
+            *lock(&self.changed) = true;
+            self.wake.notify_all();
+        }
+        done
+    }
+
+    /// Sleeps until `deadline`, or less if a reload changes what the poller uses; returns true
+    /// in that case.
+    pub fn sleep_until(&self, deadline: Instant) -> bool {
+        let mut changed = lock(&self.changed);
+        loop {
+            if std::mem::take(&mut *changed) {
+                return true;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            changed = self
+                .wake
+                .wait_timeout(changed, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
     }
 }
 

@@ -9,6 +9,10 @@
 //! file owns the framing headers (`Content-Length`, `Connection`, `Date`) around it. It also
 //! holds the HTTP token charset ([`is_token`]), which `config.rs` checks header names against.
 //!
+//! Another thread stops the server through its [`Control`]: new connections are closed at once,
+//! connections waiting for a request are closed, and the responses in flight are finished,
+//! each with `Connection: close`, for at most a grace period (`Control::stop`, for SIGTERM).
+//!
 //! Deliberate choices, all answered with the error and `Connection: close`:
 //! - request bodies are never given to the handler: a `Content-Length` body up to
 //!   [`Limits::max_body_bytes`] is read and discarded, a larger one gets 413, and any
@@ -23,7 +27,7 @@
 use std::io::{self, IoSlice, Read, Write};
 use std::net::{IpAddr, Shutdown, TcpListener, TcpStream};
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -149,6 +153,71 @@ impl From<Vec<u8>> for Body {
     }
 }
 
+/// What another thread may do to a running server: stop it (see [`Control::stop`]). A clone
+/// acts on the same server.
+#[derive(Clone)]
+pub struct Control(Arc<Open>);
+
+impl Default for Control {
+    fn default() -> Control {
+        Control(Arc::new(Open {
+            connections: Mutex::new(Vec::new()),
+            epoch: Instant::now(),
+            stopping: AtomicBool::new(false),
+        }))
+    }
+}
+
+impl Control {
+    /// Stops the server: from now on a new connection is closed as soon as it is accepted, a
+    /// connection waiting for a request is closed, and a request being read or answered is
+    /// finished, its response with `Connection: close`. Returns once no response is in flight,
+    /// or once `grace` has passed, with the number of responses still in flight then.
+    pub fn stop(&self, grace: Duration) -> usize {
+        let open = &self.0;
+        open.stopping.store(true, Ordering::Release);
+        let deadline = after(Instant::now(), grace);
+        loop {
+            let busy = {
+                let connections = open
+                    .connections
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner);
+                for connection in connections.iter() {
+                    let since = connection.waiting.load(Ordering::Acquire);
+                    if since != BUSY && since != CLOSED {
+                        // Lost only to the connection starting a request: it is busy then.
+                        let closed = connection.waiting.compare_exchange(
+                            since,
+                            CLOSED,
+                            Ordering::AcqRel,
+                            Ordering::Acquire,
+                        );
+                        if closed.is_ok() {
+                            let _ = connection.stream.shutdown(Shutdown::Both);
+                        }
+                    }
+                }
+                connections
+                    .iter()
+                    .filter(|c| c.waiting.load(Ordering::Acquire) == BUSY)
+                    .count()
+            };
+            if busy == 0 || Instant::now() >= deadline {
+                return busy;
+            }
+            thread::sleep(STOP_CHECK);
+        }
+    }
+
+    fn stopping(&self) -> bool {
+        self.0.stopping.load(Ordering::Acquire)
+    }
+}
+
+/// How often [`Control::stop`] looks whether the responses in flight are done.
+const STOP_CHECK: Duration = Duration::from_millis(10);
+
 /// Serves `listener` forever on the calling thread and never returns: no error ends the loop.
 ///
 /// Each accepted connection gets `TCP_NODELAY` and its own thread (named `http`, with a
@@ -159,7 +228,8 @@ impl From<Vec<u8>> for Body {
 /// file descriptors, a client gone before the accept) and of thread creation are retried or end
 /// only that connection, with at most one line on stderr per burst. A panic in `handle` is
 /// answered 500 and the connection goes on; this relies on `panic = "unwind"`, the default.
-pub fn serve<F>(listener: TcpListener, limits: Limits, handle: F) -> !
+/// Once `control` is stopped, every connection accepted is closed at once.
+pub fn serve<F>(listener: TcpListener, limits: Limits, control: Control, handle: F) -> !
 where
     F: Fn(&Request) -> Response + Send + Sync + 'static,
 {
@@ -167,10 +237,7 @@ where
     let _ = listener.set_nonblocking(false);
     let limits = Arc::new(limits);
     let handle = Arc::new(handle);
-    let open = Arc::new(Open {
-        connections: Mutex::new(Vec::new()),
-        epoch: Instant::now(),
-    });
+    let open = Arc::clone(&control.0);
     let mut accept_failures = Burst::default();
     let mut refusals = Burst::default();
     let mut spawn_failures = Burst::default();
@@ -192,6 +259,10 @@ where
             }
         };
         accept_failures.ends();
+        if control.stopping() {
+            drop(stream);
+            continue;
+        }
         let accepted = Instant::now();
         let Some(slot) = Slot::take(&open, stream, address_group(peer.ip()), &limits) else {
             if refusals.starts() {
@@ -265,9 +336,7 @@ impl Burst {
             return false;
         }
         self.on = true;
-        let due = self
-            .last_report
-            .map_or(true, |t| t.elapsed() >= LOG_INTERVAL);
+        let due = self.last_report.is_none_or(|t| t.elapsed() >= LOG_INTERVAL);
         if due {
             self.last_report = Some(Instant::now());
         }
@@ -286,6 +355,9 @@ struct Open {
     connections: Mutex<Vec<Arc<Connection>>>,
     /// The time `Connection::waiting` counts from.
     epoch: Instant,
+    /// The server is stopping ([`Control::stop`]): finish the responses in flight, take no
+    /// new request.
+    stopping: AtomicBool,
 }
 
 /// One connection being served.
@@ -505,19 +577,27 @@ where
             }
         };
 
-        let (head, body, close, consumed) =
-            match answer(stream, &buf[..filled], head_len, deadline, limits, handle) {
-                Answer::Reply {
-                    head,
-                    body,
-                    close,
-                    consumed,
-                } => (head, body, close, consumed),
-                Answer::Refuse { status, head_only } => {
-                    return finish(stream, status, head_only, limits)
-                }
-                Answer::Drop => return,
-            };
+        let stopping = slot.open.stopping.load(Ordering::Acquire);
+        let (head, body, close, consumed) = match answer(
+            stream,
+            &buf[..filled],
+            head_len,
+            deadline,
+            limits,
+            stopping,
+            handle,
+        ) {
+            Answer::Reply {
+                head,
+                body,
+                close,
+                consumed,
+            } => (head, body, close, consumed),
+            Answer::Refuse { status, head_only } => {
+                return finish(stream, status, head_only, limits)
+            }
+            Answer::Drop => return,
+        };
 
         if !write_all(
             stream,
@@ -525,6 +605,10 @@ where
             &body,
             after(Instant::now(), limits.write_timeout),
         ) {
+            return;
+        }
+        if slot.open.stopping.load(Ordering::Acquire) {
+            // The process ends as soon as no response is in flight: no lingering.
             return;
         }
         if close {
@@ -562,13 +646,15 @@ enum Answer {
 }
 
 /// Checks the request whose head is `buf[..head_len]` (`buf` is everything read so far), reads
-/// and drops its body, and calls the handler.
+/// and drops its body, and calls the handler; the response closes the connection if the
+/// request asks so or the server is `stopping`.
 fn answer<F>(
     stream: &TcpStream,
     buf: &[u8],
     head_len: usize,
     deadline: Instant,
     limits: &Limits,
+    stopping: bool,
     handle: &F,
 ) -> Answer
 where
@@ -631,7 +717,8 @@ where
         Ok(response) => response,
         Err(_) => error_response(500),
     };
-    let connection = match (frame.close, frame.announce_keep_alive) {
+    let close = frame.close || stopping;
+    let connection = match (close, frame.announce_keep_alive) {
         (true, _) => Some("close"),
         (false, true) => Some("keep-alive"),
         (false, false) => None,
@@ -640,7 +727,7 @@ where
     Answer::Reply {
         head,
         body,
-        close: frame.close,
+        close,
         consumed: head_len + buffered,
     }
 }
@@ -852,7 +939,7 @@ fn reason(status: u16) -> &'static str {
 }
 
 /// An IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`) from seconds since the Unix epoch.
-fn http_date(secs: u64) -> String {
+pub fn http_date(secs: u64) -> String {
     const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
     const MONTHS: [&str; 12] = [
         "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",

@@ -15,10 +15,13 @@ pub mod http;
 pub mod log;
 pub mod mapping;
 pub mod own_metrics;
+pub mod page;
+pub mod password;
 pub mod poll;
 pub mod process;
 pub mod rng;
 pub mod server;
+pub mod signals;
 pub mod snapshot;
 pub mod target;
 #[cfg(test)]

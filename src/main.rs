@@ -1,8 +1,9 @@
 //! status-exporter: polls a JSON status page and serves its values as Prometheus metrics.
 //!
 //! `main` maps the outcome of [`run`] to an exit code; `run` wires the parts of the library
-//! together: set the process-wide state (before any thread starts), start the demo target,
-//! bind the port, start the poller thread, serve. See ARCHITECTURE.md.
+//! together: set the process-wide state (the signal mask and the CA file, before any thread
+//! starts), start the demo target, bind the port, start the poller and signal threads, serve.
+//! See ARCHITECTURE.md.
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener};
@@ -10,8 +11,9 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use status_exporter::config::{self, Command, Config};
+use status_exporter::files::Files;
 use status_exporter::target::Target;
-use status_exporter::{client, commands, demo, log, poll, server, snapshot};
+use status_exporter::{client, commands, demo, http, log, poll, server, signals, snapshot};
 
 fn main() -> ExitCode {
     let command = config::parse(std::env::args_os().skip(1).collect(), |name| {
@@ -54,6 +56,7 @@ enum StartError {
     Bind(SocketAddr, std::io::Error),
     Demo(std::io::Error),
     Thread(std::io::Error),
+    Signals(std::io::Error),
     /// `--render` could not read or parse its document.
     Render(String),
 }
@@ -68,13 +71,14 @@ impl fmt::Display for StartError {
             StartError::Bind(addr, e) => write!(f, "cannot listen on {addr}: {e} (check LISTEN_ADDRESS and EXPORTER_PORT)"),
             StartError::Demo(e) => write!(f, "cannot start the demo target: {e}"),
             StartError::Thread(e) => write!(f, "cannot start the poller thread: {e}"),
+            StartError::Signals(e) => write!(f, "cannot set up the signals: {e}"),
             StartError::Render(e) => f.write_str(e),
         }
     }
 }
 
 fn run(mut config: Config) -> Result<(), StartError> {
-    set_process_state(&config);
+    let signals = set_process_state(&config)?;
     if config.demo {
         let addr = demo::start().map_err(StartError::Demo)?;
         config.poll.request.target = Target {
@@ -91,7 +95,16 @@ fn run(mut config: Config) -> Result<(), StartError> {
             e,
         )
     })?;
-    let poller = poll::Poller::new(&config.poll);
+    let files = Arc::new(Files::open(
+        config
+            .poll
+            .mapping_file
+            .clone()
+            .map(|path| (path, config.poll.mapping.clone())),
+        config.poll.request.auth.clone(),
+        config.serve.web_auth_file.clone(),
+    ));
+    let poller = poll::Poller::new(&config.poll, Arc::clone(&files));
     let shared = snapshot::share(poller.snapshot(&[]));
     let for_poller = Arc::clone(&shared);
     // A poller that stops (a panic: a bug) ends the process with status 1, so that the
@@ -104,21 +117,26 @@ fn run(mut config: Config) -> Result<(), StartError> {
             std::process::exit(1);
         })
         .map_err(StartError::Thread)?;
+    let control = http::Control::default();
+    signals::handle(signals, Arc::clone(&files), control.clone()).map_err(StartError::Signals)?;
     log::info!("{}", commands::startup_line(&config, local));
-    server::serve(listener, shared, &config.serve)
+    server::serve(listener, shared, files, &config.serve, control)
 }
 
-/// Sets what the whole process shares, before any thread starts: changing the environment
-/// while another thread may read it is undefined behaviour on Linux (`set_var` is `unsafe` in
-/// edition 2024). Today that is the CA file the TLS library trusts, for an https:// target with
-/// TARGET_CA_FILE (never for the demo target, which is http://).
-fn set_process_state(config: &Config) {
+/// Sets what the whole process shares, before any thread starts: the signals that the signal
+/// thread takes are blocked (threads inherit the mask, so none is interrupted by them); and
+/// the CA file the TLS library trusts, for an https:// target with TARGET_CA_FILE (never for
+/// the demo target, which is http://): changing the environment while another thread may read
+/// it is undefined behaviour on Linux (`set_var` is `unsafe` in edition 2024).
+fn set_process_state(config: &Config) -> Result<signals::Blocked, StartError> {
+    let blocked = signals::block().map_err(StartError::Signals)?;
     let request = &config.poll.request;
     if let Some(ca) = &request.ca_file {
         if request.target.https && !config.demo {
             client::trust_ca_file(ca);
         }
     }
+    Ok(blocked)
 }
 
 /// Binds the given address, or all interfaces: IPv6 and IPv4 where the host has IPv6,

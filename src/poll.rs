@@ -4,23 +4,25 @@
 //! Owns [`Poller`]: the schedule (a random start offset, a fixed rate, a capped back-off while
 //! the target fails), the state between polls (counters, the last result) and the log lines of
 //! its transitions, and the mapping and credentials in use, brought up to date from their files
-//! before each poll. [`run`] is the poll loop. The request is `client.rs`'s, the files'
+//! before each poll. [`run`] is the poll loop; a reload that changes the mapping or the
+//! credentials (SIGHUP, `POST /-/reload`) wakes it for a poll at once. The request is `client.rs`'s, the files'
 //! formats and reload messages `files.rs`'s, the rendering of the counters `own_metrics.rs`'s.
 //! A scrape never waits on a poll: the server only clones the `Arc` of the latest snapshot.
 //! Knows nothing about HTTP serving or how the target is reached.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::panic::{self, AssertUnwindSafe};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::client::{self, Failure, Reason};
 use crate::config::{PollSettings, RequestSettings};
 use crate::exposition::Family;
-use crate::files::{Credentials, MappingFile};
+use crate::files::Files;
 use crate::log;
-use crate::mapping::{self, ApplyError, Mapping};
+use crate::mapping::{self, ApplyError, Mapping, MetricKind};
 use crate::own_metrics::{self, Figures};
-use crate::snapshot::{self, Rendition, Shared, Snapshot};
+use crate::snapshot::{self, Poll, Rendition, Shared, Snapshot, Status, HISTORY};
 
 /// Failed polls in a row after which the poller waits longer between polls.
 const BACKOFF_AFTER: u64 = 3;
@@ -61,15 +63,14 @@ pub struct Poller {
     interval: Duration,
     /// Keep large snapshots gzip-compressed too.
     gzip: bool,
-    /// The credentials, when there are any.
-    credentials: Option<Credentials>,
+    /// The files read at run time: the mapping file (its last good mapping) and the
+    /// credentials, when there are any.
+    files: Arc<Files>,
     mapping: Mapping,
     /// The most series one poll may give (MAX_SERIES).
     max_series: usize,
     /// What the last poll's document gave; its memory is used again by the next.
     applied: mapping::Applied,
-    /// The mapping file (its last good mapping), when there is one.
-    mapping_file: Option<MappingFile>,
     polls: u64,
     /// Failed polls, indexed by `Reason as usize`.
     failures: [u64; Reason::ALL.len()],
@@ -83,24 +84,25 @@ pub struct Poller {
     last_success: Option<SystemTime>,
     /// Since when the target fails, and how many polls failed since.
     outage: Option<(Instant, u64)>,
+    /// The last polls, oldest first, at most [`HISTORY`], for the status page.
+    history: VecDeque<Poll>,
+    /// The last poll's failure, as logged, while the target fails.
+    failing: Option<String>,
 }
 
 impl Poller {
-    /// Sets up polling: reads the credentials, and takes the mapping in use at start-up.
-    pub fn new(settings: &PollSettings) -> Poller {
+    /// Sets up polling with the mapping in use at start-up; `files` holds the mapping file and
+    /// the credentials, if the settings name them.
+    pub fn new(settings: &PollSettings, files: Arc<Files>) -> Poller {
         let request = &settings.request;
         let mut poller = Poller {
             request: request.clone(),
             interval: settings.interval,
             gzip: settings.gzip,
-            credentials: request.auth.clone().map(Credentials::open),
+            files,
             mapping: Mapping::default(),
             max_series: settings.max_series,
             applied: mapping::Applied::default(),
-            mapping_file: settings
-                .mapping_file
-                .clone()
-                .map(|path| MappingFile::new(path, settings.mapping.clone())),
             polls: 0,
             failures: [0; Reason::ALL.len()],
             mapping_errors: Vec::new(),
@@ -109,6 +111,8 @@ impl Poller {
             last_duration: 0.0,
             last_success: None,
             outage: None,
+            history: VecDeque::with_capacity(HISTORY),
+            failing: None,
         };
         poller.set_mapping(settings.mapping.clone());
         poller
@@ -131,12 +135,21 @@ impl Poller {
 
     /// Re-reads the mapping file and the credentials if they changed on disk. A file that
     /// cannot be read or is broken keeps its last good value, and is reported once.
+    /// A mapping reloaded at an operator's request is taken here too.
     fn reload_if_changed(&mut self) {
-        if let Some(mapping) = self.mapping_file.as_mut().and_then(MappingFile::refresh) {
-            self.set_mapping(mapping);
+        let files = Arc::clone(&self.files);
+        if let Some(file) = &files.mapping {
+            let new = {
+                let mut file = lock(file);
+                file.refresh();
+                file.take_new()
+            };
+            if let Some(mapping) = new {
+                self.set_mapping(mapping);
+            }
         }
-        if let Some(credentials) = &mut self.credentials {
-            credentials.refresh();
+        if let Some(credentials) = &files.credentials {
+            lock(credentials).refresh();
         }
     }
 
@@ -144,11 +157,12 @@ impl Poller {
     pub fn poll(&mut self) -> Snapshot {
         self.reload_if_changed();
         let authorization = self
+            .files
             .credentials
             .as_ref()
-            .and_then(Credentials::authorization);
+            .and_then(|c| lock(c).authorization().map(str::to_owned));
         let started = Instant::now();
-        let fetched = client::fetch(&self.request, authorization);
+        let fetched = client::fetch(&self.request, authorization.as_deref());
         let result = fetched.and_then(|body| {
             mapping::apply_into(&self.mapping, &body, self.max_series, &mut self.applied).map_err(
                 |e| match e {
@@ -165,11 +179,29 @@ impl Poller {
             self.applied.errors = errors;
         }
         self.note_result(&result);
-        self.last = Some(result.map_err(|failure| failure.reason));
+        let outcome = match result {
+            Ok(()) => Ok(()),
+            Err(failure) => {
+                self.failing = Some(failure.to_string());
+                Err(failure.reason)
+            }
+        };
+        if outcome.is_ok() {
+            self.failing = None;
+        }
+        if self.history.len() == HISTORY {
+            self.history.pop_front();
+        }
+        self.history.push_back(Poll {
+            ended: SystemTime::now(),
+            seconds: self.last_duration,
+            failure: outcome.err().map(Reason::label),
+        });
+        self.last = Some(outcome);
         // The families are kept, with their memory, for the next poll to write into.
-        let app = match self.last {
-            Some(Ok(())) => &self.applied.families[..],
-            _ => &[],
+        let app = match outcome {
+            Ok(()) => &self.applied.families[..],
+            Err(_) => &[],
         };
         self.snapshot(app)
     }
@@ -266,8 +298,16 @@ impl Poller {
             polls: self.polls,
             failures: &self.failures,
             mapping_errors: &self.mapping_errors,
-            mapping_loaded: !self.mapping_file.as_ref().is_some_and(MappingFile::failing),
-            credentials_read: !self.credentials.as_ref().is_some_and(Credentials::failing),
+            mapping_loaded: !self
+                .files
+                .mapping
+                .as_ref()
+                .is_some_and(|f| lock(f).failing()),
+            credentials_read: !self
+                .files
+                .credentials
+                .as_ref()
+                .is_some_and(|c| lock(c).failing()),
         };
         let own = own_metrics::families(&figures(matches!(self.last, Some(Ok(())))));
         let own_stale = own_metrics::families(&figures(false));
@@ -277,13 +317,43 @@ impl Poller {
             fresh_for: self.fresh_for(),
             fresh: Rendition::render(&[app, &own], self.gzip),
             stale: Rendition::render(&[&own_stale], self.gzip),
+            status: self.status(),
+        }
+    }
+
+    /// What the status page shows now.
+    fn status(&self) -> Status {
+        let mapping_source = match &self.files.mapping {
+            Some(file) => lock(file).path().display().to_string(),
+            None => "built-in".to_string(),
+        };
+        Status {
+            target: self.request.target.to_string(),
+            mapping_source,
+            metrics: self
+                .mapping
+                .metrics
+                .iter()
+                .map(|m| (m.name.clone(), kind_name(&m.kind)))
+                .collect(),
+            interval: self.interval,
+            delay: self.delay(),
+            polls: self.polls,
+            last_success: self.last_success,
+            failing: self.failing.clone(),
+            failures: Reason::ALL
+                .iter()
+                .map(|r| (r.label(), self.failures[*r as usize]))
+                .collect(),
+            history: self.history.iter().copied().collect(),
         }
     }
 }
 
 /// Polls for ever, publishing each snapshot into `shared`. The first poll waits a random
 /// [`start_offset`]; then polls start at a fixed rate, [`Poller::delay`] apart; a poll that
-/// overruns it is followed by the next one at once.
+/// overruns it is followed by the next one at once. A reload that changes the mapping or the
+/// credentials brings the next poll forward to now, and the rate goes on from there.
 ///
 /// Returns only if polling stopped: a panic (a bug), with its message. The caller ends the
 /// process then, rather than serve a snapshot that will never be renewed: the state a panic
@@ -299,7 +369,9 @@ pub fn run(mut poller: Poller, shared: Shared) -> Stopped {
             if next < now {
                 next = now;
             }
-            std::thread::sleep(next - now);
+            if poller.files.sleep_until(next) {
+                next = Instant::now();
+            }
         }
     }));
     let panic = match polling {
@@ -312,6 +384,21 @@ pub fn run(mut poller: Poller, shared: Shared) -> Stopped {
         .or_else(|| panic.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "a panic".to_string());
     Stopped(message)
+}
+
+/// The kind of a mapped metric, as the status page names it.
+fn kind_name(kind: &MetricKind) -> &'static str {
+    match kind {
+        MetricKind::Gauge => "gauge",
+        MetricKind::Counter => "counter",
+        MetricKind::Enum { .. } => "enum",
+        MetricKind::Info => "info",
+    }
+}
+
+/// Locks `mutex`, whose value stays whole even if a holder panicked.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Why polling stopped.

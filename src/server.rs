@@ -1,14 +1,14 @@
 //! What the exporter answers over HTTP: routing, methods, headers, content negotiation and
 //! basic authentication.
 //!
-//! Owns the endpoints (`/metrics` and `/`, `/-/healthy`, `/-/ready`), the choice between
-//! text format 0.0.4 and OpenMetrics from the `Accept` header and of gzip from
-//! `Accept-Encoding`, the scrape body, and the check of the `Authorization` header against the
-//! users of `WEB_BASIC_AUTH_FILE` (compared in constant time; the file is read, and re-read
-//! when it changes, by `files.rs`). A scrape reads the latest snapshot (an `Arc` clone, whose
-//! bytes are sent as they are) and the process metrics (read at most once a second:
-//! [`ProcessPart`]), never the target. The HTTP/1.1 machinery itself is in `http.rs`; this file
-//! knows nothing about JSON, the target or its client.
+//! Owns the endpoints (`/metrics` and `/`, `/-/healthy`, `/-/ready`, `/-/reload` when enabled),
+//! the choice between text format 0.0.4 and OpenMetrics from the `Accept` header, of the status
+//! page for a browser at `/` ([`wants_page`]; the page itself is `page.rs`'s), and of gzip from
+//! `Accept-Encoding`, the scrape body, and the `Authorization` header, whose credentials the
+//! users of `WEB_BASIC_AUTH_FILE` check (`files::WebUsers::check`). A scrape reads the latest
+//! snapshot (an `Arc` clone, whose bytes are sent as they are) and the process metrics (read at
+//! most once a second: [`ProcessPart`]), never the target. The HTTP/1.1 machinery itself is in
+//! `http.rs`; this file knows nothing about JSON, the target or its client.
 
 use std::net::TcpListener;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -16,23 +16,27 @@ use std::time::{Duration, Instant};
 
 use crate::config::ServeSettings;
 use crate::exposition::{self, Format};
-use crate::files::WebUsers;
+use crate::files::Files;
 use crate::gzip;
-use crate::http::{self, Body, Limits, Request, Response};
+use crate::http::{self, Body, Control, Limits, Request, Response};
+use crate::page;
 use crate::process;
 use crate::snapshot::{self, Shared};
 
-/// Serves on `listener` for ever, as `settings` say: OpenMetrics when the scraper prefers it
-/// (unless turned off), the metrics only to the users of `WEB_BASIC_AUTH_FILE` (when set).
-pub fn serve(listener: TcpListener, shared: Shared, settings: &ServeSettings) -> ! {
-    let openmetrics = settings.openmetrics;
-    let users = settings
-        .web_auth_file
-        .clone()
-        .map(|path| Mutex::new(WebUsers::open(path)));
+/// Serves on `listener` until `control` stops it, as `settings` say: OpenMetrics when the
+/// scraper prefers it (unless turned off), the metrics only to the users of
+/// `WEB_BASIC_AUTH_FILE` (when set, in `files`), `POST /-/reload` when enabled.
+pub fn serve(
+    listener: TcpListener,
+    shared: Shared,
+    files: Arc<Files>,
+    settings: &ServeSettings,
+    control: Control,
+) -> ! {
+    let settings = settings.clone();
     let process = Mutex::new(None);
-    http::serve(listener, Limits::default(), move |request| {
-        respond(request, &shared, &process, openmetrics, users.as_ref())
+    http::serve(listener, Limits::default(), control, move |request| {
+        respond(request, &shared, &process, &files, &settings)
     })
 }
 
@@ -40,27 +44,42 @@ fn respond(
     request: &Request,
     shared: &Shared,
     process: &Mutex<Option<Arc<ProcessPart>>>,
-    openmetrics: bool,
-    users: Option<&Mutex<WebUsers>>,
+    files: &Arc<Files>,
+    settings: &ServeSettings,
 ) -> Response {
+    let reload = request.path == "/-/reload";
     let known = matches!(request.path, "/" | "/metrics" | "/-/healthy" | "/-/ready");
-    if !known {
+    if reload && !settings.enable_reload {
+        return plain(
+            404,
+            "not found: /-/reload is off; start the exporter with --web-enable-reload \
+             (WEB_ENABLE_RELOAD=true) to turn it on, or send it SIGHUP\n",
+        );
+    }
+    if !known && !reload {
         return plain(404, "not found: the metrics are at /metrics\n");
     }
     // The health endpoints stay open: orchestrators and load balancers probe them without
     // credentials, and they tell nothing but "up" and "ready".
-    let protected = matches!(request.path, "/" | "/metrics");
-    if let (true, Some(users)) = (protected, users) {
-        let mut users = users.lock().unwrap_or_else(PoisonError::into_inner);
-        users.refresh();
-        if !authorized(request.header("authorization"), users.credentials()) {
-            let mut response = plain(401, "unauthorized: the metrics need basic authentication\n");
+    let protected = matches!(request.path, "/" | "/metrics") || reload;
+    if let (true, Some(users)) = (protected, &files.users) {
+        let credentials = basic_credentials(request.header("authorization"));
+        if !credentials.is_some_and(|c| users.check(c)) {
+            let mut response = plain(401, "unauthorized: this path needs basic authentication\n");
             response.headers.push((
                 "WWW-Authenticate",
                 r#"Basic realm="status-exporter", charset="UTF-8""#.into(),
             ));
             return response;
         }
+    }
+    if reload {
+        if request.method != "POST" && request.method != "PUT" {
+            let mut response = plain(405, "method not allowed: use POST\n");
+            response.headers.push(("Allow", "POST, PUT".into()));
+            return response;
+        }
+        return reload_files(files);
     }
     if request.method != "GET" && request.method != "HEAD" {
         let mut response = plain(405, "method not allowed: use GET or HEAD\n");
@@ -77,8 +96,20 @@ fn respond(
                 "not ready: the poller has stopped publishing (see the log)\n",
             ),
         },
+        "/" if wants_page(request.header("accept")) => {
+            let (snapshot, fresh) = snapshot::current(shared);
+            Response {
+                status: 200,
+                headers: vec![
+                    ("Content-Type", "text/html; charset=utf-8".into()),
+                    ("Vary", "Accept, Accept-Encoding".into()),
+                    ("Cache-Control", "no-store".into()),
+                ],
+                body: page::render(&snapshot, fresh).into_bytes().into(),
+            }
+        }
         _ => {
-            let format = if openmetrics {
+            let format = if settings.openmetrics {
                 negotiate(request.header("accept"))
             } else {
                 Format::Text
@@ -93,6 +124,28 @@ fn respond(
             }
         }
     }
+}
+
+/// `POST /-/reload`: reads every file again, as SIGHUP does; 200 with one line per file, or 500
+/// with them when one could not be read or is invalid (its previous version stays in use), as
+/// Prometheus answers its own `/-/reload`. The files are read on a thread of the default stack
+/// size: a deeply nested mapping file needs more than a connection thread has.
+fn reload_files(files: &Arc<Files>) -> Response {
+    let for_reload = Arc::clone(files);
+    let done = std::thread::Builder::new()
+        .name("reload".into())
+        .spawn(move || for_reload.reload("POST /-/reload"))
+        .map(|thread| thread.join());
+    let Ok(Ok(done)) = done else {
+        return plain(500, "the files could not be read again: see the log\n");
+    };
+    let failed = done.iter().any(|r| r.failed);
+    let mut body: String = done.iter().map(|r| format!("{}\n", r.line)).collect();
+    if done.is_empty() {
+        body =
+            "no file to reload (no CONFIG_FILE, credentials file or WEB_BASIC_AUTH_FILE)\n".into();
+    }
+    plain(if failed { 500 } else { 200 }, &body)
 }
 
 fn plain(status: u16, body: &str) -> Response {
@@ -117,7 +170,7 @@ fn metrics(
     let body = snapshot.rendition(Instant::now()).body(format);
     let process = ProcessPart::current(process);
     let process = process.body(format);
-    headers.push(("Vary", "Accept-Encoding".into()));
+    headers.push(("Vary", "Accept, Accept-Encoding".into()));
     match (&body.gzip, compress) {
         (Some(gzipped), true) => {
             headers.push(("Content-Encoding", "gzip".into()));
@@ -218,40 +271,18 @@ pub fn accepts_gzip(header: Option<&str>) -> bool {
     gzip.or(any).is_some_and(|q| q > 0.0)
 }
 
-/// Whether an `Authorization` header carries basic credentials equal to one of `credentials`
-/// (each base64 of `user:password`). The scheme is case-insensitive (RFC 7617).
-fn authorized(header: Option<&str>, credentials: &[String]) -> bool {
-    let Some((scheme, token)) = header.and_then(|h| h.trim().split_once(' ')) else {
-        return false;
-    };
-    scheme.eq_ignore_ascii_case("basic") && matches_any(token.trim().as_bytes(), credentials)
+/// The credentials of an `Authorization: Basic ...` header (RFC 7617): what follows the
+/// scheme, which is case-insensitive. None for a missing header or another scheme.
+fn basic_credentials(header: Option<&str>) -> Option<&str> {
+    let (scheme, credentials) = header?.trim().split_once(' ')?;
+    let credentials = credentials.trim();
+    (scheme.eq_ignore_ascii_case("basic") && !credentials.is_empty()).then_some(credentials)
 }
 
-/// Whether `given` equals one of `expected`, in a time that depends only on the length of
-/// `given` and the number of entries: every byte is compared against every entry, with no
-/// early exit, so the time tells an attacker nothing about how close a guess came or which
-/// user it matched.
-fn matches_any(given: &[u8], expected: &[String]) -> bool {
-    let mut matched = 0u8;
-    for candidate in expected.iter().map(String::as_bytes) {
-        if candidate.is_empty() {
-            continue; // never the case: base64 of a non-empty `user:password`
-        }
-        let mut diff = u8::from(given.len() != candidate.len());
-        for (i, byte) in given.iter().enumerate() {
-            diff |= byte ^ candidate[i % candidate.len()];
-        }
-        matched |= u8::from(std::hint::black_box(diff) == 0);
-    }
-    matched != 0
-}
-
-/// Chooses the format from an `Accept` header: OpenMetrics 1.0.0 when the header gives it a
-/// quality above zero and at least that of text 0.0.4 (`text/plain`, `text/*`, `*/*`); text
-/// 0.0.4 otherwise, including for a missing or unparseable header.
-pub fn negotiate(accept: Option<&str>) -> Format {
-    let (mut openmetrics, mut text) = (0.0f32, 0.0f32);
-    for range in accept.unwrap_or("").split(',') {
+/// The media ranges of an `Accept` header (RFC 9110, section 12.5.1): each type in lower case,
+/// its quality (0 when unparseable or out of range) and its `version` parameter, if any.
+fn media_ranges(accept: Option<&str>) -> impl Iterator<Item = (String, f32, Option<String>)> + '_ {
+    accept.unwrap_or("").split(',').map(|range| {
         let mut parts = range.split(';').map(str::trim);
         let media = parts.next().unwrap_or("").to_ascii_lowercase();
         let (mut q, mut version) = (1.0f32, None);
@@ -272,6 +303,15 @@ pub fn negotiate(accept: Option<&str>) -> Format {
                 _ => {}
             }
         }
+        (media, q, version)
+    })
+}
+
+/// The qualities an `Accept` header gives OpenMetrics 1.0.0 and text format 0.0.4 (through
+/// `text/plain`, `text/*` or `*/*`).
+fn metrics_qualities(accept: Option<&str>) -> (f32, f32) {
+    let (mut openmetrics, mut text) = (0.0f32, 0.0f32);
+    for (media, q, version) in media_ranges(accept) {
         match media.as_str() {
             "application/openmetrics-text"
                 if matches!(version.as_deref(), None | Some("1.0.0" | "0.0.1")) =>
@@ -285,6 +325,26 @@ pub fn negotiate(accept: Option<&str>) -> Format {
             _ => {}
         }
     }
+    (openmetrics, text)
+}
+
+/// Whether an `Accept` header asks for the status page rather than the metrics: it names
+/// `text/html` (or `application/xhtml+xml`) with a quality above that of every metrics format,
+/// as browsers do. Wildcards alone (`*/*`, curl's) and Prometheus's header get the metrics.
+pub fn wants_page(accept: Option<&str>) -> bool {
+    let html = media_ranges(accept)
+        .filter(|(media, _, _)| media == "text/html" || media == "application/xhtml+xml")
+        .map(|(_, q, _)| q)
+        .fold(0.0f32, f32::max);
+    let (openmetrics, text) = metrics_qualities(accept);
+    html > 0.0 && html > openmetrics && html > text
+}
+
+/// Chooses the format from an `Accept` header: OpenMetrics 1.0.0 when the header gives it a
+/// quality above zero and at least that of text 0.0.4 (`text/plain`, `text/*`, `*/*`); text
+/// 0.0.4 otherwise, including for a missing or unparseable header.
+pub fn negotiate(accept: Option<&str>) -> Format {
+    let (openmetrics, text) = metrics_qualities(accept);
     if openmetrics > 0.0 && openmetrics >= text {
         Format::OpenMetrics
     } else {
@@ -297,35 +357,55 @@ mod tests {
     use super::*;
 
     #[test]
-    fn basic_credentials() {
-        // Aladdin:open sesame and prometheus:s3cret:x
-        let users = [
-            "QWxhZGRpbjpvcGVuIHNlc2FtZQ==".to_string(),
-            "cHJvbWV0aGV1czpzM2NyZXQ6eA==".to_string(),
-        ];
-        fn check(header: Option<&str>, users: &[String], expected: bool) {
-            assert_eq!(authorized(header, users), expected, "{header:?}");
+    fn basic_credentials_from_the_header() {
+        fn check(header: Option<&str>, expected: Option<&str>) {
+            assert_eq!(basic_credentials(header), expected, "{header:?}");
         }
-        check(Some("Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ=="), &users, true);
-        check(Some("basic   cHJvbWV0aGV1czpzM2NyZXQ6eA== "), &users, true);
-        check(Some("BASIC cHJvbWV0aGV1czpzM2NyZXQ6eA=="), &users, true);
-        check(None, &users, false);
-        check(Some(""), &users, false);
-        check(Some("Basic"), &users, false);
-        check(Some("Basic "), &users, false);
-        check(Some("Bearer QWxhZGRpbjpvcGVuIHNlc2FtZQ=="), &users, false);
-        check(Some("Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ="), &users, false);
-        check(Some("Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ==="), &users, false);
-        check(Some("Basic qWxhZGRpbjpvcGVuIHNlc2FtZQ=="), &users, false);
         check(
-            Some("Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ==QWxhZGRpbjpvcGVuIHNlc2FtZQ=="),
-            &users,
-            false,
+            Some("Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ=="),
+            Some("QWxhZGRpbjpvcGVuIHNlc2FtZQ=="),
         );
-        check(Some("Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ=="), &[], false);
-        // The repetition of a short guess is not a match (the comparison wraps around inside).
-        check(Some("Basic QQ=="), &["QQ==QQ==".to_string()], false);
+        check(Some("basic   cHJvbWV0aGV1cw== "), Some("cHJvbWV0aGV1cw=="));
+        check(Some("BASIC cHJvbWV0aGV1cw=="), Some("cHJvbWV0aGV1cw=="));
+        check(None, None);
+        check(Some(""), None);
+        check(Some("Basic"), None);
+        check(Some("Basic "), None);
+        check(Some("Bearer QWxhZGRpbjpvcGVuIHNlc2FtZQ=="), None);
     }
+
+    #[test]
+    fn the_page_only_for_browsers() {
+        fn check(accept: Option<&str>, expected: bool) {
+            assert_eq!(wants_page(accept), expected, "{accept:?}");
+        }
+        // Firefox, Chromium, Safari.
+        check(
+            Some("text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"),
+            true,
+        );
+        check(Some("text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,image/apng,*/*;q=0.8,application/signed-exchange;v=b3;q=0.7"), true);
+        check(
+            Some("text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"),
+            true,
+        );
+        check(Some("TEXT/HTML"), true);
+        // Prometheus 2.x and 3.x, curl, wget, Python's requests, no header.
+        check(Some(PROMETHEUS_2), false);
+        check(Some("application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.6,text/plain;version=1.0.0;escaping=allow-utf-8;q=0.5,text/plain;version=0.0.4;q=0.4,*/*;q=0.1"), false);
+        check(Some("*/*"), false);
+        check(None, false);
+        check(Some(""), false);
+        check(Some("text/*"), false);
+        // As much as the metrics is not more.
+        check(Some("text/html, text/plain"), false);
+        check(Some("text/html;q=0.5, */*;q=0.5"), false);
+        check(Some("text/html;q=0.6, */*;q=0.5"), true);
+        check(Some("text/html;q=0"), false);
+        check(Some("text/html;q=abc, */*;q=0.1"), false);
+    }
+
+    const PROMETHEUS_2: &str = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
 
     #[test]
     fn gzip_negotiation() {
@@ -364,7 +444,7 @@ mod tests {
         check(Some("garbage;;;=,,"), Text);
         check(Some("text/plain"), Text);
         // Prometheus 2.x and 3.x.
-        check(Some("application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"), OpenMetrics);
+        check(Some(PROMETHEUS_2), OpenMetrics);
         check(Some("application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.6,text/plain;version=1.0.0;escaping=allow-utf-8;q=0.5,text/plain;version=0.0.4;q=0.4,*/*;q=0.1"), OpenMetrics);
         check(Some("application/openmetrics-text"), OpenMetrics);
         check(

@@ -2,7 +2,8 @@
 //! and that the server reads.
 //!
 //! Owns the snapshot (both formats, each as shared bytes and, when large enough, one gzip
-//! member of them), the slot that holds the latest one ([`Shared`]), [`publish`] and
+//! member of them; and the [`Status`] the status page is rendered from, with the last
+//! [`HISTORY`] polls), the slot that holds the latest one ([`Shared`]), [`publish`] and
 //! [`current`], and the age rule: a snapshot older than its [`Snapshot::fresh_for`] is stale,
 //! and then only its stale rendition is served (the exporter's own metrics with
 //! `status_exporter_up 0`, without the target's). The lock is held only to swap or clone an
@@ -11,7 +12,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use crate::exposition::{self, Family, Format};
 use crate::gzip;
@@ -71,6 +72,48 @@ impl Rendition {
     }
 }
 
+/// How many polls the status page shows (and each snapshot carries): a few minutes at the
+/// default interval, about 1.5 KiB.
+pub const HISTORY: usize = 60;
+
+/// One poll, as the status page shows it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Poll {
+    /// When it ended.
+    pub ended: SystemTime,
+    /// How long it took (fetch, parse and map), in seconds.
+    pub seconds: f64,
+    /// None if it succeeded, the failure reason's label otherwise.
+    pub failure: Option<&'static str>,
+}
+
+/// What the status page shows, as the poller had it when it made the snapshot: figures and
+/// text only, so that rendering the page does no I/O. Text from the target, the settings and
+/// the mapping is kept as it is: the page escapes it.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Status {
+    /// The target, as the start-up line prints it (secrets left out).
+    pub target: String,
+    /// Where the mapping comes from: `built-in` or the file's path.
+    pub mapping_source: String,
+    /// The mapped metrics' names and kinds (`gauge`, `counter`, `enum`, `info`), in order.
+    pub metrics: Vec<(String, &'static str)>,
+    /// The configured time between polls.
+    pub interval: Duration,
+    /// The time between polls now (longer while backing off).
+    pub delay: Duration,
+    /// Polls of the target since start-up.
+    pub polls: u64,
+    /// When the last successful poll ended.
+    pub last_success: Option<SystemTime>,
+    /// The last failed poll's message, if the last poll failed.
+    pub failing: Option<String>,
+    /// Failed polls by reason label, every reason, in their fixed order.
+    pub failures: Vec<(&'static str, u64)>,
+    /// The last polls, oldest first, at most [`HISTORY`].
+    pub history: Vec<Poll>,
+}
+
 /// What a scrape serves, rendered once per poll. Process metrics are added at scrape time.
 #[derive(Debug)]
 pub struct Snapshot {
@@ -85,6 +128,8 @@ pub struct Snapshot {
     pub fresh: Rendition,
     /// The exporter's own families with `status_exporter_up 0`: what is served once stale.
     pub stale: Rendition,
+    /// What the status page shows.
+    pub status: Status,
 }
 
 impl Snapshot {
@@ -165,6 +210,7 @@ mod tests {
             fresh_for,
             fresh: Rendition::render(&[&up(1.0)], true),
             stale: Rendition::render(&[&up(0.0)], true),
+            status: Status::default(),
         }
     }
 

@@ -18,6 +18,9 @@
 //!   file that becomes unreadable). Reading the same broken version again says nothing.
 //! - **A failing file is read again at every refresh**, even if it looks unchanged: a fix of
 //!   its permissions changes neither its time nor its size.
+//!
+//! [`Watched::reload`] reads the file at once, whatever its age, and reports every failure:
+//! an operator asked for it (SIGHUP, `POST /-/reload`) after writing the file.
 
 use std::fmt;
 use std::os::unix::fs::MetadataExt;
@@ -134,6 +137,32 @@ impl<T: PartialEq> Watched<T> {
                 }
                 self.reported = Some(report);
                 Refresh::Failed(e)
+            }
+        }
+    }
+
+    /// Reads the file with `read` now, settled or not, and returns whether the value changed
+    /// (or the read before had failed); a failure keeps the last good value, and is returned
+    /// even if it was reported before.
+    pub fn reload<E: fmt::Display>(
+        &mut self,
+        read: impl FnOnce(&Path) -> Result<T, E>,
+    ) -> Result<bool, E> {
+        let now = stamp(&self.path);
+        match read(&self.path) {
+            Ok(value) => {
+                let changed = value != self.value || self.failing;
+                self.value = value;
+                self.read = Some(now);
+                self.reported = None;
+                self.failing = false;
+                Ok(changed)
+            }
+            Err(e) => {
+                self.read = None;
+                self.failing = true;
+                self.reported = Some((now, e.to_string()));
+                Err(e)
             }
         }
     }

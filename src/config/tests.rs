@@ -453,3 +453,25 @@ fn web_basic_auth_file() {
             "--web-basic-auth-file: /nonexistent/users: cannot read it: No such file or directory (os error 2)",
         );
 }
+
+#[test]
+fn reload_endpoint_is_off_unless_enabled() {
+    let on = |args: &[&str], env: &[(&str, &str)]| config(args, env).serve.enable_reload;
+    assert!(!on(&[], &[]));
+    assert!(on(&["--web-enable-reload"], &[]));
+    assert!(on(&[], &[("WEB_ENABLE_RELOAD", "true")]));
+    assert!(!on(&[], &[("WEB_ENABLE_RELOAD", "false")]));
+    assert!(on(
+        &["--web-enable-reload"],
+        &[("WEB_ENABLE_RELOAD", "false")]
+    ));
+    assert!(!on(
+        &["--web-enable-reload=false"],
+        &[("WEB_ENABLE_RELOAD", "true")]
+    ));
+    check_error(
+        &[],
+        &[("WEB_ENABLE_RELOAD", "maybe")],
+        "WEB_ENABLE_RELOAD: \"maybe\" is not true or false",
+    );
+}

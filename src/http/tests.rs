@@ -22,7 +22,7 @@ fn start(limits: Limits) -> SocketAddr {
     let addr = listener
         .local_addr()
         .expect("a bound listener has an address");
-    thread::spawn(move || serve(listener, limits, echo));
+    thread::spawn(move || serve(listener, limits, Control::default(), echo));
     addr
 }
 

@@ -687,7 +687,7 @@ fn value<'f>(
                         frame.counters[counter]
                     }
                     (Some(Found::Array(n) | Found::Object(n)), None) => *n as u64,
-                    _ if found.map_or(true, |f| f.view().is_absent()) => {
+                    _ if found.is_none_or(|f| f.view().is_absent()) => {
                         return absent("an array or object")
                     }
                     _ => {

@@ -181,3 +181,29 @@ fn an_unread_file_is_read_at_the_first_refresh() {
     let mut unread = Watched::unread(path, String::new());
     check(&mut unread, FRESH, CHANGED, "one", false);
 }
+
+#[test]
+fn a_reload_reads_at_once_and_reports_every_failure() {
+    let dir = testing::dir("watch-reload");
+    let path = dir.join("file");
+    write(&path, "one", OLD);
+    let mut watched = Watched::new(path.clone(), "one".to_string());
+    assert_eq!(watched.reload(read), Ok(false));
+    // Written a moment ago: a refresh waits for it to settle, a reload reads it now.
+    write(&path, "two", FRESH);
+    check(&mut watched, FRESH, Refresh::Unchanged, "one", false);
+    assert_eq!(watched.reload(read), Ok(true));
+    assert_eq!(watched.value, "two");
+    // Read now, so a refresh has nothing new to read once it settles.
+    check(&mut watched, OLD, Refresh::Unchanged, "two", false);
+    // A broken version: reported by each reload, once by the refreshes, the last good value
+    // kept.
+    write(&path, "bad three", FRESH);
+    assert_eq!(watched.reload(read), Err("bad: bad three".into()));
+    assert_eq!(watched.reload(read), Err("bad: bad three".into()));
+    check(&mut watched, OLD, Refresh::Unchanged, "two", true);
+    // Fixed to the same value as before the failure: a recovery, so "changed".
+    write(&path, "two", FRESH);
+    assert_eq!(watched.reload(read), Ok(true));
+    assert!(!watched.failing);
+}

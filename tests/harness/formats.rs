@@ -63,7 +63,7 @@ fn check(exposition: &str, om: bool) -> Result<(), String> {
                 .split_once(' ')
                 .ok_or_else(|| fail("no text after the name"))?;
             check_name(name, true).map_err(|e| fail(&e))?;
-            if block.as_ref().map_or(true, |b| b.name != name) {
+            if block.as_ref().is_none_or(|b| b.name != name) {
                 if let Some(done) = block.take() {
                     claim(&done, om, &mut claimed).map_err(|e| fail(&e))?;
                 }
@@ -274,7 +274,7 @@ fn parse_value(s: &str) -> Result<f64, String> {
     let digits = |d: &str| d.bytes().all(|b| b.is_ascii_digit());
     let mantissa_ok =
         digits(whole) && digits(fraction) && !(whole.is_empty() && fraction.is_empty());
-    let exponent_ok = exponent.map_or(true, |e| {
+    let exponent_ok = exponent.is_none_or(|e| {
         let e = e.strip_prefix(['-', '+']).unwrap_or(e);
         !e.is_empty() && digits(e)
     });

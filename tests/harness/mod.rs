@@ -734,6 +734,36 @@ impl Exporter {
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
             .unwrap_or_else(|| self.fail("no VmHWM in /proc/PID/status"))
     }
+
+    /// Sends `signal` (`libc::SIGHUP`, ...) to the exporter.
+    pub fn signal(&self, signal: i32) {
+        // SAFETY: kill has no memory effects; the pid is our child's, not yet waited for.
+        let sent = unsafe { libc::kill(self.child.id() as libc::pid_t, signal) };
+        assert_eq!(sent, 0, "kill: {}", io::Error::last_os_error());
+    }
+
+    /// Whether the exporter is still running.
+    pub fn running(&mut self) -> bool {
+        self.child
+            .try_wait()
+            .expect("look at the exporter")
+            .is_none()
+    }
+
+    /// Waits at most `patience` for the exporter to end, and returns how it ended and how
+    /// long it took.
+    pub fn wait_exit(&mut self, patience: Duration) -> (std::process::ExitStatus, Duration) {
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().expect("look at the exporter") {
+                return (status, start.elapsed());
+            }
+            if start.elapsed() > patience {
+                self.fail(&format!("still running after {patience:?}"));
+            }
+            thread::sleep(Duration::from_millis(5));
+        }
+    }
 }
 
 /// A connection to `addr` from the loopback address `source` (127.0.0.2, 127.0.0.3, ...: Linux

@@ -41,7 +41,9 @@ use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::harness::{binary, command, get, repo, temp_dir, Exporter, Reply, Target, TUTORIAL_DOC};
+use crate::harness::{
+    binary, command, get, repo, temp_dir, write_atomically, Exporter, Reply, Target, TUTORIAL_DOC,
+};
 
 /// How long one documented command may run.
 const PATIENCE: Duration = Duration::from_secs(10);
@@ -60,6 +62,7 @@ const OTHER_FLAGS: &[(&str, &str)] = &[
     ("--env-file", "docker run"),
     ("--build", "docker compose up"),
     ("--now", "systemctl enable"),
+    ("--web.enable-lifecycle", "Prometheus"),
 ];
 
 /// Upper-case names with an underscore that the documentation uses and that are not settings of
@@ -713,12 +716,19 @@ fn quoted_error_messages_are_shown_by_a_console_block() {
     eprintln!("docs: {checked} error messages quoted outside console blocks, each shown by one");
 }
 
-/// The wording of a log line: URLs, listen addresses and numbers left out.
+/// The wording of a log line: URLs, listen addresses, absolute paths and numbers left out.
 fn shape(line: &str) -> String {
     let mut out = String::new();
     for word in line.split(' ') {
         if !out.is_empty() {
             out.push(' ');
+        }
+        // An absolute path, up to the punctuation after it.
+        if word.len() > 1 && word.starts_with('/') && !word.starts_with("/-/") {
+            let path = word.trim_end_matches([':', ';', ',', ')']);
+            out.push_str("PATH");
+            out.push_str(&word[path.len()..]);
+            continue;
         }
         // A URL, up to what ends it in a log line.
         if let Some(at) = word.find("http://").or_else(|| word.find("https://")) {
@@ -757,6 +767,11 @@ fn shape_leaves_out_numbers_addresses_and_urls() {
         shape("after 42.0s (8 failed polls of http://h/s)"),
         "after Ns (N failed polls of URL)"
     );
+    assert_eq!(
+        shape("reloaded from /etc/m.json: 5 metrics"),
+        shape("reloaded from /tmp/x/y.json: 4 metrics")
+    );
+    assert_eq!(shape("in /etc/token"), "in PATH");
     assert_ne!(shape("every 5s"), shape("every 500ms"));
     assert_ne!(shape("poll failing"), shape("poll failed"));
 }
@@ -791,7 +806,53 @@ fn live_exporter() -> (Vec<String>, String) {
     exporter.wait_for_log("failed in a row", patience);
     target.set(Reply::Json(TUTORIAL_DOC.into()));
     exporter.wait_for_log("poll recovered", Duration::from_secs(15));
-    (exporter.stderr(), scrape)
+    let mut log = exporter.stderr();
+    log.extend(reloads(&target));
+    (log, scrape)
+}
+
+/// Drives an exporter with a mapping file, a token file and a users file through SIGHUPs: files
+/// unchanged, changed, and a broken mapping; returns its log lines.
+fn reloads(target: &Target) -> Vec<String> {
+    let dir = temp_dir("docs-reloads");
+    let (mapping, token, users) = (
+        dir.join("mapping.json"),
+        dir.join("token"),
+        dir.join("users"),
+    );
+    let tutorial = repo().join("scripts/mappings/tutorial/mapping.json");
+    std::fs::copy(&tutorial, &mapping).unwrap();
+    std::fs::write(&token, "one\n").unwrap();
+    std::fs::write(&users, "# who may scrape\nprometheus:s3cret\n").unwrap();
+    let exporter = Exporter::start(
+        &["--target-url", &target.url("/status")],
+        &[
+            ("CONFIG_FILE", mapping.to_str().unwrap()),
+            ("TARGET_BEARER_TOKEN_FILE", token.to_str().unwrap()),
+            ("WEB_BASIC_AUTH_FILE", users.to_str().unwrap()),
+        ],
+    );
+    let patience = Duration::from_secs(10);
+    let hup = |count: usize| {
+        exporter.signal(libc::SIGHUP);
+        let deadline = Instant::now() + patience;
+        while exporter.log_lines("SIGHUP: ").len() < count {
+            if Instant::now() > deadline {
+                exporter.fail("no SIGHUP lines");
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    };
+    hup(3);
+    write_atomically(&token, "two\n");
+    let renamed = std::fs::read_to_string(&tutorial)
+        .unwrap()
+        .replace("app_uptime", "app_uptime_seconds");
+    write_atomically(&mapping, renamed);
+    hup(6);
+    write_atomically(&mapping, "{\n");
+    hup(9);
+    exporter.stderr()
 }
 
 #[test]

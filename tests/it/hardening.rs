@@ -1284,7 +1284,7 @@ fn basic_auth_guards_the_metrics_and_follows_its_file() {
     write_users("prometheus n3w-and-longer\n");
     let reported = |count: usize| {
         let deadline = Instant::now() + Duration::from_secs(10);
-        while exporter.log_lines("WEB_BASIC_AUTH_FILE").len() < count {
+        while exporter.log_lines("previous users stay").len() < count {
             assert_eq!(scrape("/metrics", Some(&new)).status, 200);
             assert!(Instant::now() < deadline, "{:?}", exporter.stderr());
             thread::sleep(Duration::from_millis(20));
@@ -1295,8 +1295,17 @@ fn basic_auth_guards_the_metrics_and_follows_its_file() {
     reported(2);
     assert_eq!(scrape("/metrics", Some(&new)).status, 200);
     assert_eq!(scrape("/metrics", Some(&good)).status, 401);
-    let warnings = exporter.log_lines("WEB_BASIC_AUTH_FILE");
+    let warnings = exporter.log_lines("previous users stay");
     assert_eq!(warnings.len(), 2, "{warnings:?}");
+    // Each version read holds passwords in plain text: one warning each, naming the lines.
+    let plain = exporter.log_lines("in plain text");
+    assert_eq!(plain.len(), 3, "{plain:?}");
+    assert!(
+        plain[2].ends_with(
+            ": lines 1, 2 hold a password in plain text; store bcrypt hashes instead (htpasswd -B)"
+        ),
+        "{plain:?}"
+    );
     assert!(
         warnings[0].contains("line 1: no colon") && warnings[0].contains("previous users stay"),
         "{warnings:?}"

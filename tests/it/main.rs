@@ -14,6 +14,7 @@ mod core;
 mod docs;
 mod hardening;
 mod mapping;
+mod operating;
 mod properties;
 mod serving;
 mod ship;

@@ -328,7 +328,7 @@ fn large_scrapes_are_gzip_when_the_scraper_accepts_it() {
         assert_eq!((plain.0, gzip.0), (200, 200));
         assert_eq!(plain.1.get("content-encoding"), None);
         assert_eq!(gzip.1["content-encoding"], "gzip");
-        assert_eq!(gzip.1["vary"], "Accept-Encoding");
+        assert_eq!(gzip.1["vary"], "Accept, Accept-Encoding");
         assert_eq!(gzip.1["content-length"], gzip.2.len().to_string());
         assert!(
             gzip.2.len() * 5 < plain.2.len(),

@@ -121,13 +121,16 @@ impl Poller {
     fn set_mapping(&mut self, mapping: Mapping) {
         // Counts carry over by name; looked up in a map, so that a large mapping reloads in
         // linear time.
-        let old: HashMap<String, u64> = std::mem::take(&mut self.mapping_errors)
-            .into_iter()
+        let old = std::mem::take(&mut self.mapping_errors);
+        let index: HashMap<String, usize> = old
+            .iter()
+            .enumerate()
+            .map(|(i, (name, _))| (name.clone(), i))
             .collect();
         self.mapping_errors = mapping
             .metrics
             .iter()
-            .map(|m| (m.name.clone(), old.get(&m.name).copied().unwrap_or(0)))
+            .map(|m| (m.name.clone(), index.get(&m.name).map_or(0, |&i| old[i].1)))
             .collect();
         self.mapping_failing = vec![false; mapping.metrics.len()];
         self.mapping = mapping;

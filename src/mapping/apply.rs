@@ -7,7 +7,6 @@
 //! current element, and the samples; never a tree of the document.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::fmt;
 
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
@@ -235,37 +234,64 @@ struct FrameState<'a> {
     key: Key<'a>,
 }
 
-/// Label sets already given by the elements of an `each`, by hash: where the first sample with
-/// them starts in the family's lines, and how long they are.
+/// Label sets already given by the elements of an `each`: a table of their hashes (0 marks a
+/// free slot; open addressing, linear probing, at most half full), each with where the first
+/// sample with them starts in the family's lines and how long they are. A table of our own: a
+/// `HashMap` for this one type added 4 KB to the binary.
 #[derive(Debug, Default)]
 struct Seen {
-    first: HashMap<u64, (usize, usize), Identity>,
-    /// Other label sets whose hash is taken.
-    more: Vec<(u64, usize, usize)>,
+    slots: Vec<(u64, usize, usize)>,
+    used: usize,
 }
 
-/// A hasher that passes a `u64` through: the keys of [`Seen`] are hashes already.
-#[derive(Clone, Copy, Debug, Default)]
-struct Identity(u64);
-
-impl std::hash::Hasher for Identity {
-    fn finish(&self) -> u64 {
-        self.0
+impl Seen {
+    /// Forgets every label set, keeping the memory.
+    fn clear(&mut self) {
+        self.slots.fill((0, 0, 0));
+        self.used = 0;
     }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0 << 8) | u64::from(b);
+
+    /// Whether a label set with hash `hash` for which `given` holds is there; if not, records
+    /// the new one (`at`, `len`).
+    fn check(
+        &mut self,
+        hash: u64,
+        given: impl Fn(usize, usize) -> bool,
+        at: usize,
+        len: usize,
+    ) -> bool {
+        if (self.used + 1) * 2 > self.slots.len() {
+            let old = std::mem::take(&mut self.slots);
+            self.slots = vec![(0, 0, 0); (old.len() * 2).max(64)];
+            for entry in old.into_iter().filter(|e| e.0 != 0) {
+                let slot = self.free(entry.0);
+                self.slots[slot] = entry;
+            }
+        }
+        let hash = hash | 1;
+        let mask = self.slots.len() - 1;
+        let mut slot = hash as usize & mask;
+        loop {
+            match self.slots[slot] {
+                (0, _, _) => {
+                    self.slots[slot] = (hash, at, len);
+                    self.used += 1;
+                    return false;
+                }
+                (h, a, l) if h == hash && given(a, l) => return true,
+                _ => slot = (slot + 1) & mask,
+            }
         }
     }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
-    }
-}
 
-impl std::hash::BuildHasher for Identity {
-    type Hasher = Identity;
-    fn build_hasher(&self) -> Identity {
-        Identity(0)
+    /// The first free slot for `hash`.
+    fn free(&self, hash: u64) -> usize {
+        let mask = self.slots.len() - 1;
+        let mut slot = hash as usize & mask;
+        while self.slots[slot].0 != 0 {
+            slot = (slot + 1) & mask;
+        }
+        slot
     }
 }
 
@@ -331,8 +357,7 @@ impl<'a, 'm> Run<'a, 'm> {
         if same && seen.len() == families.len() {
             families.iter_mut().for_each(Family::clear);
             for s in &mut seen {
-                s.first.clear();
-                s.more.clear();
+                s.clear();
             }
         } else {
             families = mapping
@@ -630,32 +655,13 @@ impl<'a, 'm> Run<'a, 'm> {
 fn repeated(seen: &mut Seen, family: &Family, labels: &Labels) -> bool {
     let labels = labels.as_bytes();
     let lines = family.lines();
-    let start = lines.len();
-    let given = |&(at, len): &(usize, usize)| {
+    let given = |at: usize, len: usize| {
         lines
             .get(at + family.name.len() + 1..)
             .and_then(|rest| rest.get(..len))
             == Some(labels)
     };
-    let h = hash(labels);
-    match seen.first.get(&h) {
-        None => {
-            seen.first.insert(h, (start, labels.len()));
-            false
-        }
-        Some(first) if given(first) => true,
-        Some(_) => {
-            if seen
-                .more
-                .iter()
-                .any(|&(k, at, len)| k == h && given(&(at, len)))
-            {
-                return true;
-            }
-            seen.more.push((h, start, labels.len()));
-            false
-        }
-    }
+    seen.check(hash(labels), given, lines.len(), labels.len())
 }
 
 /// The value of `metric` in its base frame: Ok(None) to skip it silently, Err with the reason
@@ -869,19 +875,45 @@ struct Inside<'r, 'a, 'm> {
 }
 
 impl<'a> Inside<'_, 'a, '_> {
-    /// Reads one element (key `key`) with the nodes it leads to: opens the frames of the
-    /// containers whose elements are read, reads it with `read`, closes them.
+    /// Reads one element (key `key`) with `read`, between [`Run::enter`] and [`Run::leave`].
     fn element<E: de::Error>(
         &mut self,
         key: Key<'a>,
         visit: usize,
         read: impl FnOnce(Option<Seed<'_, 'a, '_>>) -> Result<bool, E>,
     ) -> Result<bool, E> {
-        let run = &mut *self.run;
-        let plan = run.plan;
-        let (active, opened) = (run.active.len(), run.opened.len());
-        for i in self.set.0..self.set.1 {
-            let node = &plan.nodes[run.active[i]];
+        let mark = self.run.enter(self.set, key, visit);
+        let set = (mark.active, self.run.active.len());
+        let more = if set.0 == set.1 {
+            read(None)?
+        } else {
+            read(Some(Seed { run: self.run, set }))?
+        };
+        self.run
+            .leave(mark, more)
+            .map_err(|()| E::custom("too many series"))?;
+        Ok(more)
+    }
+}
+
+/// Where an element's nodes and frames start on the stacks of [`Run`].
+struct Mark {
+    active: usize,
+    opened: usize,
+}
+
+impl<'a> Run<'a, '_> {
+    /// Enters element `key` of the value read for the nodes `set`: pushes the nodes it leads to
+    /// onto `active`, and opens the frames of the containers whose elements are read. `visit`
+    /// numbers the object being read (0 for an array).
+    fn enter(&mut self, set: (usize, usize), key: Key<'a>, visit: usize) -> Mark {
+        let plan = self.plan;
+        let mark = Mark {
+            active: self.active.len(),
+            opened: self.opened.len(),
+        };
+        for i in set.0..set.1 {
+            let node = &plan.nodes[self.active[i]];
             let child = match &key {
                 Key::Index(index) => node.index(*index),
                 Key::Name(name) => node.child(name),
@@ -889,39 +921,38 @@ impl<'a> Inside<'_, 'a, '_> {
             };
             if let Some(child) = child {
                 // A key written twice in one object: the first is read.
-                if !matches!(key, Key::Name(_)) || run.visited[child] != visit {
-                    run.visited[child] = visit;
-                    run.active.push(child);
+                if !matches!(key, Key::Name(_)) || self.visited[child] != visit {
+                    self.visited[child] = visit;
+                    self.active.push(child);
                 }
             }
             if let Some((any, frame)) = node.any {
-                run.active.push(any);
-                run.opened.push(frame);
+                self.active.push(any);
+                self.opened.push(frame);
             }
         }
-        for i in opened..run.opened.len() {
-            let frame = run.opened[i];
-            run.open(frame, key.clone());
+        for i in mark.opened..self.opened.len() {
+            let frame = self.opened[i];
+            self.open(frame, key.clone());
         }
-        let set = (active, run.active.len());
-        let more = if set.0 == set.1 {
-            read(None)?
-        } else {
-            read(Some(Seed { run, set }))?
-        };
-        let run = &mut *self.run;
-        let mut result = Ok(more);
-        if more {
-            for i in (opened..run.opened.len()).rev() {
-                let frame = run.opened[i];
-                if run.close(frame).is_err() {
-                    result = Err(E::custom("too many series"));
+        mark
+    }
+
+    /// Leaves the element entered at `mark`: if it was there (`present`), closes its frames,
+    /// which writes their samples; Err when that is more series than allowed.
+    fn leave(&mut self, mark: Mark, present: bool) -> Result<(), ()> {
+        let mut result = Ok(());
+        if present {
+            for i in (mark.opened..self.opened.len()).rev() {
+                let frame = self.opened[i];
+                result = self.close(frame);
+                if result.is_err() {
                     break;
                 }
             }
         }
-        run.active.truncate(active);
-        run.opened.truncate(opened);
+        self.active.truncate(mark.active);
+        self.opened.truncate(mark.opened);
         result
     }
 }

@@ -604,12 +604,12 @@ fn parse_states(value: Option<&Value>) -> Result<Vec<String>, String> {
         return Err(hint.into());
     }
     let mut states: Vec<String> = Vec::with_capacity(items.len());
-    let mut seen: HashSet<&str> = HashSet::with_capacity(items.len());
+    let mut seen: HashSet<String> = HashSet::with_capacity(items.len());
     for item in items {
         let Value::String(state) = item else {
             return Err("\"states\" must hold strings".into());
         };
-        if !seen.insert(state) {
+        if !seen.insert(state.clone()) {
             return Err(format!("\"states\": {state:?} is listed twice"));
         }
         states.push(state.clone());

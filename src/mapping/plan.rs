@@ -16,7 +16,7 @@ pub type SlotId = usize;
 /// The document's own frame: values read outside of any element.
 pub const DOCUMENT: FrameId = 0;
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug)]
 pub struct Plan {
     pub nodes: Vec<Node>,
     pub frames: Vec<Frame>,
@@ -25,7 +25,7 @@ pub struct Plan {
 }
 
 /// A place in the document that some pointer reaches.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default)]
 pub struct Node {
     /// Named children, sorted by key.
     pub children: Vec<(Box<str>, NodeId)>,
@@ -75,7 +75,7 @@ impl Node {
 }
 
 /// The values kept for one element at a time of a container (or for the document).
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default)]
 pub struct Frame {
     pub slots: usize,
     /// Counters of `count` with `where` whose base this frame is.
@@ -87,7 +87,7 @@ pub struct Frame {
 }
 
 /// Where one metric's values are kept.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default)]
 pub struct Slots {
     /// The frame of its samples: the document's, or its `each` container's.
     pub base: FrameId,

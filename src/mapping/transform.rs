@@ -89,9 +89,7 @@ pub struct Factor(pub f64);
 impl Factor {
     /// The exponent, when the factor is a power of ten (1000, 0.001).
     fn power_of_ten(self) -> Option<i32> {
-        let exponent = self.0.log10().round();
-        (self.0 > 0.0 && exponent.abs() <= 22.0 && 10f64.powi(exponent as i32) == self.0)
-            .then_some(exponent as i32)
+        (-22..=22).find(|&exponent| 10f64.powi(exponent) == self.0)
     }
 
     pub fn apply(self, value: f64) -> f64 {

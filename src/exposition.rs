@@ -123,14 +123,6 @@ impl Family {
         self.lines.push(b'\n');
     }
 
-    /// Like [`Family::push_labelled`], with the value as the text of a number that
-    /// [`write_value`] writes the same way (see [`is_written_as`]).
-    pub fn push_labelled_text(&mut self, labels: &Labels, last: Option<&Labels>, value: &str) {
-        self.head(labels, last);
-        append(&mut self.lines, value.as_bytes());
-        self.lines.push(b'\n');
-    }
-
     /// Starts a sample line: `name{labels,last} `.
     fn head(&mut self, labels: &Labels, last: Option<&Labels>) {
         if self.kind == Kind::StateSet {
@@ -297,28 +289,6 @@ pub fn escape(s: &str, quotes: bool) -> Cow<'_, str> {
         }
     }
     Cow::Owned(escaped)
-}
-
-/// Whether `text`, the decimal text of a number, is what [`write_value`] writes for it, so that
-/// it can be copied instead: no sign but `-`, no leading or trailing zeros, no exponent, at most
-/// 15 significant digits (which read back as themselves), and not so small that `write_value`
-/// would use an exponent.
-pub fn is_written_as(text: &str) -> bool {
-    let unsigned = text.strip_prefix('-').unwrap_or(text);
-    let (whole, fraction) = unsigned.split_once('.').unwrap_or((unsigned, ""));
-    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
-    let significant = if whole == "0" {
-        fraction.trim_start_matches('0').len()
-    } else {
-        whole.len() + fraction.len()
-    };
-    !whole.is_empty()
-        && digits(whole)
-        && digits(fraction)
-        && (whole == "0" || !whole.starts_with('0'))
-        && (!unsigned.contains('.') || fraction.ends_with(|c: char| c != '0'))
-        && significant <= 15
-        && (whole != "0" || (!fraction.is_empty() && !fraction.starts_with("00000")))
 }
 
 /// Writes a sample value: `NaN`, `+Inf`, `-Inf`; integers without a fraction or exponent; other

@@ -616,10 +616,6 @@ impl<'a, 'm> Run<'a, 'm> {
                 family.push_labelled(&self.labels, None, value);
                 1
             }
-            Value::Text(text) => {
-                family.push_labelled_text(&self.labels, None, text);
-                1
-            }
         };
         self.series += added;
         if self.series > self.max_series {
@@ -666,11 +662,7 @@ fn repeated(seen: &mut Seen, family: &Family, labels: &Labels) -> bool {
 
 /// The value of `metric` in its base frame: Ok(None) to skip it silently, Err with the reason
 /// (after the element's place) to skip and count it.
-fn value<'f>(
-    metric: &Metric,
-    slots: &Slots,
-    frame: &'f FrameState,
-) -> Result<Option<Value<'f>>, String> {
+fn value(metric: &Metric, slots: &Slots, frame: &FrameState) -> Result<Option<Value>, String> {
     {
         let found = slots
             .value
@@ -719,14 +711,6 @@ fn value<'f>(
                         None => Err(format!("{path}: {found}, not a state")),
                     };
                 }
-                // A number written as the exposition writes it is copied.
-                if let (Json::Number(text), true) = (&found, metric.convert.is_plain()) {
-                    if exposition::is_written_as(text)
-                        && (metric.kind != MetricKind::Counter || !text.starts_with('-'))
-                    {
-                        return Ok(Some(Value::Text(text)));
-                    }
-                }
                 convert(&metric.convert, &found).map_err(|e| format!("{path}: {e}"))?
             }
         };
@@ -742,10 +726,8 @@ fn value<'f>(
 }
 
 /// A metric's value, before it is written.
-enum Value<'f> {
+enum Value {
     Number(f64),
-    /// A number's text, written as the exposition writes it.
-    Text(&'f str),
     /// An enum's current state: which of its states, if any.
     State(Option<usize>),
 }
@@ -782,8 +764,8 @@ fn convert(convert: &Convert, found: &Json) -> Result<f64, String> {
                 return Ok(n);
             }
             let text = match &convert.regex {
-                Some(pattern) => match pattern.0.captures(s).and_then(|c| c.get(1)) {
-                    Some(capture) => capture.as_str(),
+                Some(pattern) => match capture(&pattern.0, s) {
+                    Some(capture) => capture,
                     None => {
                         return Err(format!(
                             "{found} does not match regex {:?}",
@@ -825,6 +807,14 @@ fn convert(convert: &Convert, found: &Json) -> Result<f64, String> {
         }
         other => Err(format!("{other}, not a number")),
     }
+}
+
+/// The text of `regex`'s capture group 1 in `text`, when it matches.
+fn capture<'t>(regex: &regex_lite::Regex, text: &'t str) -> Option<&'t str> {
+    let mut locations = regex.capture_locations();
+    regex.captures_read(&mut locations, text)?;
+    let (start, end) = locations.get(1)?;
+    text.get(start..end)
 }
 
 /// Reads one value for the nodes `set` (a range of `Run::active`).

@@ -959,20 +959,7 @@ impl<'a> Visitor<'a> for Inside<'_, 'a, '_> {
         Ok(())
     }
 
-    fn visit_i64<E>(self, v: i64) -> Result<(), E> {
-        self.run.keep(self.set, Found::Number(v.to_string()));
-        Ok(())
-    }
-
-    fn visit_u64<E>(self, v: u64) -> Result<(), E> {
-        self.run.keep(self.set, Found::Number(v.to_string()));
-        Ok(())
-    }
-
-    fn visit_f64<E>(self, v: f64) -> Result<(), E> {
-        self.run.keep(self.set, Found::Number(v.to_string()));
-        Ok(())
-    }
+    // Numbers come as a map under NUMBER_TOKEN (`arbitrary_precision`), never as i64, u64, f64.
 
     fn visit_str<E>(self, v: &str) -> Result<(), E> {
         self.run.keep(self.set, Found::Str(v.to_string()));

@@ -514,7 +514,11 @@ fn parse_convert(obj: &Map<String, Value>) -> Result<Convert, String> {
         None => Parse::Number,
         Some(Value::String(name)) => Parse::from_name(name)
             .ok_or_else(|| format!("\"parse\": {name:?} is unknown (use {})", Parse::NAMES))?,
-        Some(_) => return Err(format!("\"parse\" must be one of {}", Parse::NAMES)),
+        Some(_) => {
+            return Err(
+                "\"parse\" must be one of number, thousands, percent, timestamp, duration".into(),
+            )
+        }
     };
     let units = match obj.get("units") {
         None => Vec::new(),

@@ -80,6 +80,7 @@ pub fn summary(config: &Config) -> String {
         "  max document:  {} bytes\n",
         config.poll.request.max_body_bytes
     );
+    out += &format!("  max series:    {}\n", config.poll.max_series);
     for (label, value) in crate::config::request_settings(&config.poll.request) {
         out += &format!("  {:15}{value}\n", format!("{label}:"));
     }
@@ -98,22 +99,8 @@ pub fn summary(config: &Config) -> String {
         out += &format!("  basic auth:    {} ({users})\n", path.display());
     }
     out += &format!("  mapping:       {}\n", mapping_source(config));
-    for metric in &config.poll.mapping.metrics {
-        let kind = match &metric.kind {
-            mapping::MetricKind::Gauge => "gauge".to_string(),
-            mapping::MetricKind::Counter => "counter".to_string(),
-            mapping::MetricKind::Enum { states, .. } => format!("enum of {}", states.len()),
-            mapping::MetricKind::Info => "info".to_string(),
-        };
-        let each = metric
-            .each
-            .as_deref()
-            .map_or_else(String::new, |e| format!(" for each of {e}"));
-        let path = metric
-            .path
-            .as_deref()
-            .map_or_else(String::new, |p| format!(" from {p:?}"));
-        out += &format!("    {} ({kind}){path}{each}\n", metric.name);
+    for metric in config.poll.mapping.metrics.iter() {
+        out += &format!("    {metric}\n");
     }
     out
 }
@@ -127,9 +114,14 @@ pub fn render(config: &Config, file: &str) -> Result<(), String> {
         std::fs::read(file).map(|bytes| text = bytes)
     };
     read.map_err(|e| format!("--render: cannot read {file}: {e}"))?;
-    let doc = mapping::parse_document(&config.poll.mapping, &text)
-        .map_err(|e| format!("--render: {file} is not a JSON document: {e}"))?;
-    let applied = mapping::apply(&config.poll.mapping, &doc);
+    let applied = mapping::apply(&config.poll.mapping, &text, config.poll.max_series).map_err(
+        |e| match e {
+            mapping::ApplyError::InvalidJson(e) => {
+                format!("--render: {file} is not a JSON document: {e}")
+            }
+            too_many => format!("--render: {file}: {too_many}"),
+        },
+    )?;
     for (metric, skipped) in config.poll.mapping.metrics.iter().zip(&applied.errors) {
         if let Some(first) = &skipped.first {
             log::warn!(

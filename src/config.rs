@@ -36,6 +36,10 @@ pub fn version() -> String {
     format!("status-exporter {VERSION} (commit {COMMIT}, features: {features})")
 }
 
+/// MAX_SERIES by default: far more than a status page gives, far less than what would take the
+/// exporter past its memory budget (a series costs about 100 bytes in each of the two formats).
+const DEFAULT_MAX_SERIES: usize = 100_000;
+
 pub const HELP: &str = "\
 status-exporter: polls a JSON status page and serves its values as Prometheus metrics
 
@@ -113,6 +117,10 @@ MAPPING (which JSON value becomes which metric):
     --render FILE                                               apply the mapping to a JSON document
                                                                 in FILE (`-`: standard input), print
                                                                 the metrics, exit; no network
+    --max-series N                    MAX_SERIES                most series one poll may give; a
+                                                                document that gives more fails the
+                                                                poll (reason too_many_series);
+                                                                default: 100000
 
 SERVING (what Prometheus scrapes):
     --exporter-port PORT              EXPORTER_PORT             default: 9877; 0 picks a free port
@@ -193,6 +201,9 @@ pub struct PollSettings {
     pub mapping_file: Option<PathBuf>,
     /// The mapping in use at start-up (the file's, or the built-in one).
     pub mapping: Mapping,
+    /// The most series one poll may give; a document that gives more fails the poll.
+    /// MAX_SERIES, default 100,000.
+    pub max_series: usize,
     /// Keep each large snapshot gzip-compressed too, for scrapers that accept gzip. GZIP,
     /// default true.
     pub gzip: bool,
@@ -369,6 +380,7 @@ pub fn parse(
     let listen = setting("--listen-address", "LISTEN_ADDRESS")?;
     let port = setting("--exporter-port", "EXPORTER_PORT")?;
     let file = setting("--config-file", "CONFIG_FILE")?;
+    let max_series = setting("--max-series", "MAX_SERIES")?;
     let openmetrics = setting("--openmetrics", "OPENMETRICS")?;
     let gzip = setting("--gzip", "GZIP")?;
     let render = setting("--render", "")?;
@@ -488,6 +500,13 @@ pub fn parse(
         }
         None => None,
     };
+    let max_series = match max_series {
+        Some(raw) => match raw.value.parse::<usize>() {
+            Ok(n) if n >= 1 => n,
+            _ => return Err(raw.invalid("is not a number of series (at least 1)")),
+        },
+        None => DEFAULT_MAX_SERIES,
+    };
     let mapping_file = file.map(|raw| PathBuf::from(raw.value));
     let mapping = match &mapping_file {
         Some(path) => files::read_mapping(path).map_err(ConfigError::File)?,
@@ -506,6 +525,7 @@ pub fn parse(
             },
             mapping_file,
             mapping,
+            max_series,
             gzip,
         },
         serve: ServeSettings {

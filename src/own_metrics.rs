@@ -167,6 +167,7 @@ status_exporter_poll_failures_total{reason="redirect"} 0
 status_exporter_poll_failures_total{reason="too_large"} 0
 status_exporter_poll_failures_total{reason="invalid_response"} 0
 status_exporter_poll_failures_total{reason="invalid_json"} 1
+status_exporter_poll_failures_total{reason="too_many_series"} 0
 # HELP status_exporter_mapping_errors_total Samples skipped because the document had no usable value for them, by mapped metric.
 # TYPE status_exporter_mapping_errors_total counter
 status_exporter_mapping_errors_total{metric="app_requests_current"} 3

@@ -720,6 +720,17 @@ impl Exporter {
         self.child.id()
     }
 
+    /// The most resident memory the exporter has had so far (`VmHWM`), KiB.
+    pub fn peak_rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
+            .unwrap_or_else(|e| self.fail(&format!("/proc/PID/status: {e} (has it died?)")));
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or_else(|| self.fail("no VmHWM in /proc/PID/status"))
+    }
+
     /// Sends `signal` (`libc::SIGHUP`, ...) to the exporter.
     pub fn signal(&self, signal: i32) {
         // SAFETY: kill has no memory effects; the pid is our child's, not yet waited for.

@@ -19,7 +19,10 @@
 #                     plus `each` over 9,000 objects (27,300 series); peak RSS for each; for the
 #                     27,300 series, the bytes of a scrape on the wire with and without gzip, and
 #                     what compressing the snapshot costs each poll (scripts/bench/gzip_cost.rs)
-#   scale curve       (issue 16, item 2: the mapping's part) documents of 300 to 300,000 series
+#   scale curve       documents giving 300, 3,000, 30,000 and 300,000 series, each polled: the
+#                     poll duration (fetch, parse, map), the CPU time per poll of the whole process
+#                     (everything a poll costs: fetch, parse, map, render both formats, compress),
+#                     the peak RSS and the exposition's size; the cost should grow linearly
 #
 # Settings, from the environment:
 #   STATUS_EXPORTER   the binary to benchmark (e.g. the static one from scripts/build-static.sh);
@@ -80,9 +83,73 @@ budget_rows=()
 scrape_rows=()
 document_rows=()
 wire_rows=()
-# The scale curve (issue 16, item 2) is measured by the mapping's part of this script, which
-# fills these rows: | series | poll duration | peak resident memory | (one row per document).
+# The scale curve (issue 16, item 2) is measured by scale_curve below, which fills these rows
+# (one per document).
 scale_rows=()
+
+# The scale curve: documents whose `each` gives 300 to 300,000 series (a third of them
+# `item_value`, two thirds the states of `item_state`), each polled by its own exporter. Per
+# document: the poll duration as status_exporter_poll_duration_seconds reports it (fetch, parse,
+# map; shortest and longest of the polls seen), the CPU time of the whole process per poll (all
+# threads, from /proc/PID/task/*/schedstat: fetch, parse, map, render both formats, compress;
+# the scrapes that read the figures are in it too), the peak resident memory, and the size of
+# the text exposition. Fills scale_rows.
+scale_curve() {
+  local dir=$work/scale series interval polls0 polls1 cpu0 cpu1 durations sorted peak bytes doc
+  mkdir -p "$dir"
+  python3 - "$dir" <<'EOF'
+import json, sys
+work = sys.argv[1]
+for series in (300, 3000, 30000, 300000):
+    items = [{"name": f"item{i}", "value": i * 1.5, "state": "ok" if i % 3 else "degraded",
+              "nested": {"a": i, "b": [1, 2, 3]}} for i in range(series // 3)]
+    with open(f"{work}/doc{series}", "w") as f:
+        json.dump({"items": items}, f)
+metrics = [{"name": "item_value", "help": "Item value", "each": "/items", "labels": {"item": "/name"}, "path": "/value"},
+           {"name": "item_state", "help": "Item state", "type": "enum", "each": "/items", "labels": {"item": "/name"}, "path": "/state", "states": ["ok", "degraded"]}]
+with open(f"{work}/mapping.json", "w") as f:
+    json.dump({"metrics": metrics}, f)
+EOF
+  python3 -m http.server --bind 127.0.0.1 0 --directory "$dir" >"$dir/http.log" 2>&1 &
+  pids+=($!)
+  local http
+  for _ in $(seq 100); do
+    http=$(sed -n 's/.*port \([0-9]*\).*/\1/p' "$dir/http.log" | head -1)
+    [ -n "$http" ] && break
+    sleep 0.05
+  done
+  cpu_ns() { local sum=0 ns _; for t in /proc/"$1"/task/*/schedstat; do read -r ns _ <"$t"; sum=$((sum + ns)); done; echo "$sum"; }
+  figure() { curl -s "http://127.0.0.1:$port/metrics" | awk -v k="$1" '$1 == k { print $2 }'; }
+  for series in 300 3000 30000 300000; do
+    interval=0.5
+    ((series >= 300000)) && interval=2
+    start --target-url "http://127.0.0.1:$http/doc$series" --config-file "$dir/mapping.json" \
+      --polling-interval-seconds "$interval" --target-max-bytes 20000000 --max-series 1000000
+    for _ in $(seq 200); do
+      [ "$(figure status_exporter_up)" = 1 ] && break
+      sleep 0.1
+    done
+    polls0=$(figure status_exporter_polls_total)
+    cpu0=$(cpu_ns "$pid")
+    durations=()
+    for _ in $(seq 8); do
+      sleep "$interval"
+      durations+=("$(figure status_exporter_poll_duration_seconds | awk '{ printf "%.1f", $1 * 1000 }')")
+    done
+    polls1=$(figure status_exporter_polls_total)
+    cpu1=$(cpu_ns "$pid")
+    sorted=$(printf '%s\n' "${durations[@]}" | sort -n | tr '\n' ' ')
+    read -r -a ms <<<"$sorted"
+    peak=$(mib "$(status "$pid" VmHWM)")
+    bytes=$(curl -s -o /dev/null -w '%{size_download}' "http://127.0.0.1:$port/metrics")
+    doc=$(stat -c %s "$dir/doc$series")
+    local cpu
+    cpu=$(awk -v c=$((cpu1 - cpu0)) -v p=$((polls1 - polls0)) 'BEGIN { if (p > 0) printf "%.1f ms", c / p / 1e6; else print "no poll" }')
+    echo "scale curve:       $series series, document $doc bytes, exposition $bytes bytes: poll ${ms[0]}–${ms[${#ms[@]} - 1]} ms, $cpu CPU per poll, $peak peak resident"
+    scale_rows+=("| $(grouped "$series") | $(grouped "$doc") | $(grouped "$bytes") | ${ms[0]}–${ms[${#ms[@]} - 1]} ms | $cpu | $peak |")
+    kill "$pid"
+  done
+}
 
 describe() {
   case $(file -b "$1" 2>/dev/null || true) in
@@ -241,6 +308,9 @@ done < <(target/release/examples/gzip_cost "$work/many.prom" "$work/many.om")
 echo "gzip cost:         $gzip_ms ms per poll (both formats, in the poller, after rendering)"
 echo "(poll time includes the fetch from python3's http.server on loopback)"
 
+# The scale curve (the mapping's part: issue 16, item 2).
+scale_curve
+
 # The generated file: written whole to a temporary file, then moved into place.
 commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 git diff --quiet HEAD -- src Cargo.toml Cargo.lock 2>/dev/null || commit="$commit with uncommitted changes to the code"
@@ -270,7 +340,8 @@ kind=$(describe "$bin")
   printf '%s\n' "${size_rows[@]}"
   echo
   echo "The static builds are those found under \`target/\`, built by \`scripts/build-static.sh\` at the"
-  echo "time shown (possibly from another commit than the one above)."
+  echo "time shown (possibly from another commit than the one above). Every static binary and variant,"
+  echo "against its budget: [sizes.md](sizes.md), written by \`scripts/build-static.sh\`."
   echo
   echo "## Budgets"
   echo
@@ -310,8 +381,13 @@ kind=$(describe "$bin")
     echo
     echo "## The scale curve"
     echo
-    echo "| series | poll duration | peak resident memory |"
-    echo "|---|---|---|"
+    echo "Documents whose \`each\` gives 300 to 300,000 series, each polled every 0.5 s (2 s for the"
+    echo "largest): the poll duration (fetch, parse, map) of 8 polls, the CPU time of the whole process"
+    echo "per poll (everything a poll costs: fetch, parse, map, render both formats, compress), the"
+    echo "peak resident memory, and the size of the text exposition."
+    echo
+    echo "| series | document bytes | exposition bytes | poll duration | CPU per poll | peak resident memory |"
+    echo "|---|---|---|---|---|---|"
     printf '%s\n' "${scale_rows[@]}"
   fi
 } >"$work/measurements.md"

@@ -5,6 +5,15 @@
 #
 #   scripts/demo-stack.sh            then open the graph URL it prints
 #
+# The links it prints are the pages this Prometheus answers: Debian's 2.42 serves only the
+# classic UI, under /classic/ (/classic/graph, /classic/targets, ...); upstream 2.x serves the
+# same pages at /graph, /targets, ...; 3.x has /query for the graph.
+#
+# The demo target reports itself unhealthy during every minute whose number ends in 9 (UTC), so
+# that app_health changes. The demo's copy of alerts.yml waits 2 minutes instead of 1 before
+# AppUnhealthy fires (`for: 2m`): the alert shows as pending during that minute, and never fires
+# in the demo.
+#
 # Prometheus comes from PATH (Debian/Ubuntu: apt-get install prometheus). Both listen on
 # 127.0.0.1 only. Settings, from the environment:
 #   EXPORTER_PORT      the exporter's port, default 9877
@@ -100,16 +109,21 @@ LISTEN_ADDRESS=127.0.0.1 "$exporter" --demo &
 pids+=($!)
 wait_until_up "the exporter" "$!" "$EXPORTER_PORT" /-/ready ""
 
-# scripts/prometheus.yml, moved to this run's ports, with the alerting rules.
+# scripts/prometheus.yml, moved to this run's ports, with the alerting rules beside it.
 config=$root/scripts/prometheus.yml
 [[ -f $config ]] || fail "$config is missing"
 sed -e "s/localhost:9877/127.0.0.1:$EXPORTER_PORT/g" \
     -e "s/localhost:9090/127.0.0.1:$PROMETHEUS_PORT/g" "$config" >"$work/prometheus.yml"
 grep -q "127.0.0.1:$EXPORTER_PORT" "$work/prometheus.yml" ||
     fail "$config does not scrape localhost:9877, so the demo cannot use it"
-if ! grep -q '^rule_files:' "$work/prometheus.yml"; then
-    printf '\nrule_files:\n  - %s\n' "$root/scripts/alerts.yml" >>"$work/prometheus.yml"
-fi
+grep -q '^  - alerts.yml$' "$work/prometheus.yml" ||
+    fail "$config does not load alerts.yml (rule_files), so the demo cannot use it"
+# AppUnhealthy waits 2 minutes here: longer than the demo's unhealthy minute (see above).
+awk '/- alert: / { app = ($3 == "AppUnhealthy") }
+     app && /^ *for: 1m$/ { sub(/1m/, "2m"); changed = 1 }
+     { print }
+     END { exit !changed }' "$root/scripts/alerts.yml" >"$work/alerts.yml" ||
+    fail "$root/scripts/alerts.yml has no AppUnhealthy rule with for: 1m"
 
 "$prometheus" \
     --config.file="$work/prometheus.yml" \
@@ -125,14 +139,33 @@ if ! (wait_until_up "Prometheus" "$!" "$PROMETHEUS_PORT" /-/ready \
     exit 1
 fi
 
+# The first of the paths ($2...) that Prometheus answers with 200, or $2 if none does.
+page() {
+    local candidate
+    for candidate in "${@:2}"; do
+        if answers "$1" "$candidate" 2>/dev/null; then
+            echo "$candidate"
+            return
+        fi
+    done
+    echo "$2"
+}
+query='g0.expr=app_requests_current&g0.tab=0&g0.range_input=15m'
+graph=$(page "$PROMETHEUS_PORT" "/graph?$query" "/classic/graph?$query" "/query?$query")
+targets=$(page "$PROMETHEUS_PORT" /targets /classic/targets)
+alerts=$(page "$PROMETHEUS_PORT" /alerts /classic/alerts)
+
 cat <<EOF
 
 The demo stack is running (Ctrl-C stops it):
   exporter metrics:   http://127.0.0.1:$EXPORTER_PORT/metrics
-  Prometheus graph:   http://127.0.0.1:$PROMETHEUS_PORT/graph?g0.expr=app_requests_current&g0.tab=0&g0.range_input=15m
-  scrape targets:     http://127.0.0.1:$PROMETHEUS_PORT/targets
-  alerts:             http://127.0.0.1:$PROMETHEUS_PORT/alerts
+  Prometheus graph:   http://127.0.0.1:$PROMETHEUS_PORT$graph
+  scrape targets:     http://127.0.0.1:$PROMETHEUS_PORT$targets
+  alerts:             http://127.0.0.1:$PROMETHEUS_PORT$alerts
 Prometheus scrapes every 5 s, so the first values appear within about 10 s.
+The demo reports itself unhealthy during every minute whose number ends in 9 (UTC): app_health
+shows it, and the AppUnhealthy alert is pending then. It does not fire: here it waits 2 minutes
+(for: 2m), not the 1 minute of scripts/alerts.yml.
 
 EOF
 

@@ -11,6 +11,9 @@
 #                                                       (UNITDIR defaults to /etc/systemd/system)
 #   SYSCONFDIR/status-exporter/status-exporter.env      (SYSCONFDIR defaults to /etc), an example
 #                                                       that is never written over once it exists
+#   PREFIX/share/status-exporter/mappings/NAME/         the example mappings of scripts/mappings
+#                                                       (mapping.json and a sample document.json),
+#                                                       readable by all: CONFIG_FILE can name one
 # Every path is prefixed with DESTDIR (empty by default), so DESTDIR=/tmp/root installs into a
 # scratch tree. Safe to run again: files that are already up to date are left alone. Prints one
 # line per file, then what to run next. Enables and starts nothing by itself.
@@ -60,6 +63,14 @@ place "$binary" "$prefix/bin/status-exporter" 755
 place "$staging/status-exporter.service" "$unitdir/status-exporter.service" 644
 place "$staging/status-exporter@.service" "$unitdir/status-exporter@.service" 644
 
+mappings=$prefix/share/status-exporter/mappings
+place "$scripts/mappings/README.md" "$mappings/README.md" 644
+for example in "$scripts"/mappings/*/mapping.json; do
+    name=$(basename "$(dirname "$example")")
+    place "$example" "$mappings/$name/mapping.json" 644
+    place "$scripts/mappings/$name/document.json" "$mappings/$name/document.json" 644
+done
+
 env_file=$destdir$sysconfdir/status-exporter/status-exporter.env
 if [[ -e $env_file ]]; then
     say kept "$env_file (existing settings are never written over)"
@@ -77,6 +88,7 @@ cat <<EOF
 
 Next:
   edit $sysconfdir/status-exporter/status-exporter.env
+    (CONFIG_FILE can name one of the example mappings in $mappings)
   systemctl enable --now status-exporter
   curl -s http://localhost:9877/metrics
 For more exporters on one host: put each one's settings in $sysconfdir/status-exporter/NAME.env

@@ -70,6 +70,8 @@ reasons! {
     InvalidResponse => "invalid_response",
     /// The body is not a JSON document (found by the caller, which parses it).
     InvalidJson => "invalid_json",
+    /// The document gives more series than MAX_SERIES (found by the caller, which maps it).
+    TooManySeries => "too_many_series",
 }
 
 /// A failed poll: its reason and what went wrong, for the log.
@@ -115,6 +117,7 @@ impl fmt::Display for Failure {
             Reason::TooLarge => write!(f, "response too large: {e}"),
             Reason::InvalidResponse => write!(f, "invalid HTTP response: {e}"),
             Reason::InvalidJson => write!(f, "not a JSON document: {e}"),
+            Reason::TooManySeries => f.write_str(e),
         }
     }
 }

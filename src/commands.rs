@@ -1,10 +1,13 @@
 //! What the exporter says about its settings: the start-up line, and the one-shot commands that
 //! help people write a mapping: `--check-config` prints what the settings and the mapping amount
-//! to, `--render FILE` shows the metrics a saved document gives. None touches the network:
-//! knows nothing about the client, the poller or HTTP.
+//! to, `--render FILE` shows the metrics a saved document gives; neither touches the network.
+//! And `--healthcheck`, which asks a running exporter on loopback for `/-/healthy` with a dozen
+//! lines of `std::net` (a container's HEALTHCHECK has no curl): knows nothing about the target's
+//! client, the poller or the server.
 
-use std::io::Read;
-use std::net::SocketAddr;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
 
 use crate::config::Config;
 use crate::exposition;
@@ -77,6 +80,7 @@ pub fn summary(config: &Config) -> String {
         "  max document:  {} bytes\n",
         config.poll.request.max_body_bytes
     );
+    out += &format!("  max series:    {}\n", config.poll.max_series);
     for (label, value) in crate::config::request_settings(&config.poll.request) {
         out += &format!("  {:15}{value}\n", format!("{label}:"));
     }
@@ -95,22 +99,8 @@ pub fn summary(config: &Config) -> String {
         out += &format!("  basic auth:    {} ({users})\n", path.display());
     }
     out += &format!("  mapping:       {}\n", mapping_source(config));
-    for metric in &config.poll.mapping.metrics {
-        let kind = match &metric.kind {
-            mapping::MetricKind::Gauge => "gauge".to_string(),
-            mapping::MetricKind::Counter => "counter".to_string(),
-            mapping::MetricKind::Enum { states, .. } => format!("enum of {}", states.len()),
-            mapping::MetricKind::Info => "info".to_string(),
-        };
-        let each = metric
-            .each
-            .as_deref()
-            .map_or_else(String::new, |e| format!(" for each of {e}"));
-        let path = metric
-            .path
-            .as_deref()
-            .map_or_else(String::new, |p| format!(" from {p:?}"));
-        out += &format!("    {} ({kind}){path}{each}\n", metric.name);
+    for metric in config.poll.mapping.metrics.iter() {
+        out += &format!("    {metric}\n");
     }
     out
 }
@@ -124,9 +114,14 @@ pub fn render(config: &Config, file: &str) -> Result<(), String> {
         std::fs::read(file).map(|bytes| text = bytes)
     };
     read.map_err(|e| format!("--render: cannot read {file}: {e}"))?;
-    let doc = mapping::parse_document(&config.poll.mapping, &text)
-        .map_err(|e| format!("--render: {file} is not a JSON document: {e}"))?;
-    let applied = mapping::apply(&config.poll.mapping, &doc);
+    let applied = mapping::apply(&config.poll.mapping, &text, config.poll.max_series).map_err(
+        |e| match e {
+            mapping::ApplyError::InvalidJson(e) => {
+                format!("--render: {file} is not a JSON document: {e}")
+            }
+            too_many => format!("--render: {file}: {too_many}"),
+        },
+    )?;
     for (metric, skipped) in config.poll.mapping.metrics.iter().zip(&applied.errors) {
         if let Some(first) = &skipped.first {
             log::warn!(
@@ -140,4 +135,47 @@ pub fn render(config: &Config, file: &str) -> Result<(), String> {
     exposition::render(&applied.families, exposition::Format::Text, &mut out);
     print!("{out}");
     Ok(())
+}
+
+/// The longest `--healthcheck` takes: connecting, asking and reading the status line. Docker's
+/// default HEALTHCHECK timeout is 30 s; a healthy exporter answers in a millisecond.
+pub const HEALTHCHECK_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// `--healthcheck`: `Ok` if `GET /-/healthy` at `addr` answers 200 within
+/// [`HEALTHCHECK_TIMEOUT`], or why not.
+pub fn healthcheck(addr: SocketAddr) -> Result<(), String> {
+    let fail = |why: String| format!("--healthcheck: http://{addr}/-/healthy: {why}");
+    let deadline = Instant::now() + HEALTHCHECK_TIMEOUT;
+    let mut stream = TcpStream::connect_timeout(&addr, HEALTHCHECK_TIMEOUT)
+        .map_err(|e| fail(format!("cannot connect: {e}")))?;
+    let request = format!("GET /-/healthy HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    let left = || {
+        deadline
+            .saturating_duration_since(Instant::now())
+            .max(Duration::from_millis(1))
+    };
+    stream
+        .set_write_timeout(Some(left()))
+        .and_then(|()| stream.write_all(request.as_bytes()))
+        .map_err(|e| fail(format!("cannot send the request: {e}")))?;
+    // The status line is all that counts: `HTTP/1.1 200 OK`.
+    let mut head = [0u8; 32];
+    let mut len = 0;
+    while len < head.len() && !head[..len].contains(&b'\n') {
+        stream
+            .set_read_timeout(Some(left()))
+            .map_err(|e| fail(e.to_string()))?;
+        match stream.read(&mut head[len..]) {
+            Ok(0) => break,
+            Ok(n) => len += n,
+            Err(e) => return Err(fail(format!("no answer: {e}"))),
+        }
+    }
+    let line = String::from_utf8_lossy(&head[..len]);
+    let line = line.lines().next().unwrap_or("");
+    match line.split(' ').nth(1) {
+        Some("200") if line.starts_with("HTTP/1.") => Ok(()),
+        _ if line.is_empty() => Err(fail("closed without an answer".into())),
+        _ => Err(fail(format!("answered {line:?}"))),
+    }
 }

@@ -8,7 +8,7 @@
 
 use std::ffi::OsString;
 use std::fmt;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -19,6 +19,33 @@ use crate::target::{self, HostError, Target, UrlError};
 use crate::tls::{self, CaSetting, Trust};
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The commit the binary was built from (`git rev-parse --short HEAD`, by `build.rs`), or
+/// `unknown` when it was not built in a git checkout.
+pub const COMMIT: &str = env!("STATUS_EXPORTER_COMMIT");
+
+/// The cargo features the binary was built with, comma-separated; empty for the plain build.
+pub const FEATURES: &str = if cfg!(feature = "https-builtin-roots") {
+    "https,https-builtin-roots"
+} else if cfg!(feature = "https") {
+    "https"
+} else {
+    ""
+};
+
+/// What `--version` prints: version, commit and features.
+pub fn version() -> String {
+    let features = if FEATURES.is_empty() {
+        "none"
+    } else {
+        FEATURES
+    };
+    format!("status-exporter {VERSION} (commit {COMMIT}, features: {features})")
+}
+
+/// MAX_SERIES by default: far more than a status page gives, far less than what would take the
+/// exporter past its memory budget (a series costs about 100 bytes in each of the two formats).
+const DEFAULT_MAX_SERIES: usize = 100_000;
 
 pub const HELP: &str = "\
 status-exporter: polls a JSON status page and serves its values as Prometheus metrics
@@ -103,6 +130,10 @@ MAPPING (which JSON value becomes which metric):
     --render FILE                                               apply the mapping to a JSON document
                                                                 in FILE (`-`: standard input), print
                                                                 the metrics, exit; no network
+    --max-series N                    MAX_SERIES                most series one poll may give; a
+                                                                document that gives more fails the
+                                                                poll (reason too_many_series);
+                                                                default: 100000
 
 SERVING (what Prometheus scrapes):
     --exporter-port PORT              EXPORTER_PORT             default: 9877; 0 picks a free port
@@ -127,9 +158,15 @@ SERVING (what Prometheus scrapes):
 
 OTHER:
     --demo            serve an embedded demo target on a free loopback port and poll it
-                      (TARGET_* settings are ignored)
+                      (TARGET_* settings are ignored); it reports `unhealthy` during every
+                      minute whose number ends in 9 (10:09, 10:19, ... UTC), so that app_health
+                      changes
+    --healthcheck     ask the exporter running with these settings for /-/healthy
+                      (at EXPORTER_PORT, on LISTEN_ADDRESS or else 127.0.0.1; 2 s at
+                      most) and exit 0 if it answers 200, 1 otherwise: a container's
+                      HEALTHCHECK without curl; the other settings are not checked
     -h, --help        print this help
-    -V, --version     print the version
+    -V, --version     print the version, the commit and the features of the build
 
 ENDPOINTS:
     /metrics and /    the metrics (GET, HEAD); at /, a browser (Accept preferring text/html)
@@ -149,8 +186,8 @@ SIGNALS:
 
 EXIT STATUS:
     0 after --help, --version, --check-config and --render, and after SIGTERM or SIGINT; 2 for
-    a bad setting or mapping; 1 when the exporter cannot start (port in use), or when its
-    poller stops (a bug). A failing target never ends the process.
+    a bad setting or mapping; 1 when the exporter cannot start (port in use), when its poller
+    stops (a bug), or when --healthcheck gets no 200. A failing target never ends the process.
 ";
 
 /// Everything the exporter needs to run, after defaults, environment and flags: one section for
@@ -177,6 +214,9 @@ pub struct PollSettings {
     pub mapping_file: Option<PathBuf>,
     /// The mapping in use at start-up (the file's, or the built-in one).
     pub mapping: Mapping,
+    /// The most series one poll may give; a document that gives more fails the poll.
+    /// MAX_SERIES, default 100,000.
+    pub max_series: usize,
     /// Keep each large snapshot gzip-compressed too, for scrapers that accept gzip. GZIP,
     /// default true.
     pub gzip: bool,
@@ -233,6 +273,8 @@ pub enum Command {
     CheckConfig(Config),
     /// Apply the mapping to the document in this file (`-`: standard input) and print it.
     Render(Config, String),
+    /// Ask the exporter listening at this address whether it is healthy (`--healthcheck`).
+    Healthcheck(SocketAddr),
 }
 
 #[derive(Debug, PartialEq)]
@@ -319,6 +361,7 @@ pub fn parse(
     if args.contains(["-V", "--version"]) {
         return Ok(Command::Version);
     }
+    let healthcheck = args.contains("--healthcheck");
     let demo = args.contains("--demo");
     let check = args.contains("--check-config");
     let no_openmetrics = args.contains("--no-openmetrics");
@@ -360,6 +403,7 @@ pub fn parse(
     let listen = setting("--listen-address", "LISTEN_ADDRESS")?;
     let port = setting("--exporter-port", "EXPORTER_PORT")?;
     let file = setting("--config-file", "CONFIG_FILE")?;
+    let max_series = setting("--max-series", "MAX_SERIES")?;
     let openmetrics = setting("--openmetrics", "OPENMETRICS")?;
     let gzip = setting("--gzip", "GZIP")?;
     let render = setting("--render", "")?;
@@ -380,6 +424,10 @@ pub fn parse(
         } else {
             format!("unexpected argument {arg:?}")
         }));
+    }
+    if healthcheck {
+        // The same command line as the exporter's works; only where it listens matters.
+        return Ok(Command::Healthcheck(healthcheck_address(listen, port)?));
     }
 
     let interval = match interval {
@@ -415,16 +463,7 @@ pub fn parse(
         },
         None => 8 << 20,
     };
-    let listen_address = match listen {
-        Some(raw) => Some(
-            raw.value
-                .trim_start_matches('[')
-                .trim_end_matches(']')
-                .parse()
-                .map_err(|_| raw.invalid("is not an IP address (e.g. 127.0.0.1, 0.0.0.0, ::)"))?,
-        ),
-        None => None,
-    };
+    let listen_address = listen.as_ref().map(parse_ip).transpose()?;
     let port = match port {
         Some(raw) => parse_port(&raw, 0)?,
         None => 9877,
@@ -473,6 +512,13 @@ pub fn parse(
         }
         None => None,
     };
+    let max_series = match max_series {
+        Some(raw) => match raw.value.parse::<usize>() {
+            Ok(n) if n >= 1 => n,
+            _ => return Err(raw.invalid("is not a number of series (at least 1)")),
+        },
+        None => DEFAULT_MAX_SERIES,
+    };
     let mapping_file = file.map(|raw| PathBuf::from(raw.value));
     let mapping = match &mapping_file {
         Some(path) => files::read_mapping(path).map_err(ConfigError::File)?,
@@ -491,6 +537,7 @@ pub fn parse(
             },
             mapping_file,
             mapping,
+            max_series,
             gzip,
         },
         serve: ServeSettings {
@@ -702,6 +749,31 @@ pub fn request_settings(request: &RequestSettings) -> Vec<(&'static str, String)
         out.push(("CA", trust));
     }
     out
+}
+
+/// Where `--healthcheck` finds the exporter: LISTEN_ADDRESS, or loopback when the exporter
+/// listens on all interfaces, at EXPORTER_PORT (which must be a port, not 0).
+fn healthcheck_address(listen: Option<Raw>, port: Option<Raw>) -> Result<SocketAddr, ConfigError> {
+    let ip = match listen.as_ref().map(parse_ip).transpose()? {
+        Some(IpAddr::V6(ip)) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        Some(ip) if !ip.is_unspecified() => ip,
+        _ => IpAddr::V4(Ipv4Addr::LOCALHOST),
+    };
+    let port = match port {
+        Some(raw) => parse_port(&raw, 1).map_err(|_| {
+            raw.invalid("is not a port number (1-65535); --healthcheck needs the port the exporter listens on")
+        })?,
+        None => 9877,
+    };
+    Ok(SocketAddr::new(ip, port))
+}
+
+fn parse_ip(raw: &Raw) -> Result<IpAddr, ConfigError> {
+    raw.value
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse()
+        .map_err(|_| raw.invalid("is not an IP address (e.g. 127.0.0.1, 0.0.0.0, ::)"))
 }
 
 fn parse_seconds(raw: &Raw, min: f64) -> Result<Duration, ConfigError> {

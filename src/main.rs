@@ -28,8 +28,11 @@ fn main() -> ExitCode {
             Ok(())
         }
         Ok(Command::Version) => {
-            println!("status-exporter {}", config::VERSION);
+            println!("{}", config::version());
             Ok(())
+        }
+        Ok(Command::Healthcheck(addr)) => {
+            commands::healthcheck(addr).map_err(StartError::Healthcheck)
         }
         Ok(Command::CheckConfig(config)) => {
             print!("{}", commands::summary(&config));
@@ -58,6 +61,8 @@ enum StartError {
     Signals(std::io::Error),
     /// `--render` could not read or parse its document.
     Render(String),
+    /// `--healthcheck` got no 200 from the exporter.
+    Healthcheck(String),
 }
 
 impl fmt::Display for StartError {
@@ -71,7 +76,7 @@ impl fmt::Display for StartError {
             StartError::Demo(e) => write!(f, "cannot start the demo target: {e}"),
             StartError::Thread(e) => write!(f, "cannot start the poller thread: {e}"),
             StartError::Signals(e) => write!(f, "cannot set up the signals: {e}"),
-            StartError::Render(e) => f.write_str(e),
+            StartError::Render(e) | StartError::Healthcheck(e) => f.write_str(e),
         }
     }
 }

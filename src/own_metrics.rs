@@ -7,7 +7,7 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::client::Reason;
-use crate::config::VERSION;
+use crate::config::{COMMIT, FEATURES, VERSION};
 use crate::exposition::{Family, Kind};
 
 /// The figures the exporter's own metrics show, as the poller has them.
@@ -58,10 +58,17 @@ pub fn families(figures: &Figures) -> Vec<Family> {
     }
     let mut build = Family::new(
         "status_exporter_build_info",
-        "Version of status-exporter.",
+        "Version of status-exporter, the commit it was built from and its cargo features.",
         Kind::Info,
     );
-    build.push(&[("version", VERSION)], 1.0);
+    build.push(
+        &[
+            ("commit", COMMIT),
+            ("features", FEATURES),
+            ("version", VERSION),
+        ],
+        1.0,
+    );
     vec![
         Family::single(
             "status_exporter_up",
@@ -160,6 +167,7 @@ status_exporter_poll_failures_total{reason="redirect"} 0
 status_exporter_poll_failures_total{reason="too_large"} 0
 status_exporter_poll_failures_total{reason="invalid_response"} 0
 status_exporter_poll_failures_total{reason="invalid_json"} 1
+status_exporter_poll_failures_total{reason="too_many_series"} 0
 # HELP status_exporter_mapping_errors_total Samples skipped because the document had no usable value for them, by mapped metric.
 # TYPE status_exporter_mapping_errors_total counter
 status_exporter_mapping_errors_total{metric="app_requests_current"} 3
@@ -169,10 +177,14 @@ status_exporter_config_last_reload_successful 1
 # HELP status_exporter_credentials_last_reload_successful 1 if the last read of the credentials file succeeded (always 1 without credentials).
 # TYPE status_exporter_credentials_last_reload_successful gauge
 status_exporter_credentials_last_reload_successful 0
-# HELP status_exporter_build_info Version of status-exporter.
+# HELP status_exporter_build_info Version of status-exporter, the commit it was built from and its cargo features.
 # TYPE status_exporter_build_info gauge
-status_exporter_build_info{version="VERSION"} 1
+status_exporter_build_info{commit="COMMIT",features="FEATURES",version="VERSION"} 1
 "#;
-        assert_eq!(text, expected.replace("VERSION", VERSION));
+        let expected = expected
+            .replace("COMMIT", COMMIT)
+            .replace("FEATURES", FEATURES)
+            .replace("VERSION", VERSION);
+        assert_eq!(text, expected);
     }
 }

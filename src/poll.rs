@@ -10,19 +10,17 @@
 //! A scrape never waits on a poll: the server only clones the `Arc` of the latest snapshot.
 //! Knows nothing about HTTP serving or how the target is reached.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-
-use serde_json::Value;
 
 use crate::client::{self, Failure, Reason};
 use crate::config::{PollSettings, RequestSettings};
 use crate::exposition::Family;
 use crate::files::Files;
 use crate::log;
-use crate::mapping::{self, Mapping, MetricKind};
+use crate::mapping::{self, ApplyError, Mapping, MetricKind};
 use crate::own_metrics::{self, Figures};
 use crate::snapshot::{self, Poll, Rendition, Shared, Snapshot, Status, HISTORY};
 
@@ -69,6 +67,10 @@ pub struct Poller {
     /// credentials, when there are any.
     files: Arc<Files>,
     mapping: Mapping,
+    /// The most series one poll may give (MAX_SERIES).
+    max_series: usize,
+    /// What the last poll's document gave; its memory is used again by the next.
+    applied: mapping::Applied,
     polls: u64,
     /// Failed polls, indexed by `Reason as usize`.
     failures: [u64; Reason::ALL.len()],
@@ -98,9 +100,9 @@ impl Poller {
             interval: settings.interval,
             gzip: settings.gzip,
             files,
-            mapping: Mapping {
-                metrics: Vec::new(),
-            },
+            mapping: Mapping::default(),
+            max_series: settings.max_series,
+            applied: mapping::Applied::default(),
             polls: 0,
             failures: [0; Reason::ALL.len()],
             mapping_errors: Vec::new(),
@@ -117,17 +119,18 @@ impl Poller {
     }
 
     fn set_mapping(&mut self, mapping: Mapping) {
+        // Counts carry over by name; looked up in a map, so that a large mapping reloads in
+        // linear time.
         let old = std::mem::take(&mut self.mapping_errors);
+        let index: HashMap<String, usize> = old
+            .iter()
+            .enumerate()
+            .map(|(i, (name, _))| (name.clone(), i))
+            .collect();
         self.mapping_errors = mapping
             .metrics
             .iter()
-            .map(|m| {
-                let count = old
-                    .iter()
-                    .find(|(name, _)| *name == m.name)
-                    .map_or(0, |&(_, n)| n);
-                (m.name.clone(), count)
-            })
+            .map(|m| (m.name.clone(), index.get(&m.name).map_or(0, |&i| old[i].1)))
             .collect();
         self.mapping_failing = vec![false; mapping.metrics.len()];
         self.mapping = mapping;
@@ -172,20 +175,26 @@ impl Poller {
         };
         let fetched = client::fetch(&request, &client::any_address);
         let result = fetched.and_then(|body| {
-            let doc: Value = mapping::parse_document(&self.mapping, &body)
-                .map_err(|e| Failure::new(Reason::InvalidJson, e.to_string()))?;
-            let applied = mapping::apply(&self.mapping, &doc);
-            self.note_mapping_errors(&applied.errors);
-            Ok(applied.families)
+            mapping::apply_into(&self.mapping, &body, self.max_series, &mut self.applied).map_err(
+                |e| match e {
+                    ApplyError::InvalidJson(e) => Failure::new(Reason::InvalidJson, e),
+                    too_many => Failure::new(Reason::TooManySeries, too_many.to_string()),
+                },
+            )
         });
         self.last_duration = started.elapsed().as_secs_f64();
         self.polls += 1;
+        if result.is_ok() {
+            let errors = std::mem::take(&mut self.applied.errors);
+            self.note_mapping_errors(&errors);
+            self.applied.errors = errors;
+        }
         self.note_result(&result);
-        let (outcome, app) = match result {
-            Ok(families) => (Ok(()), families),
+        let outcome = match result {
+            Ok(()) => Ok(()),
             Err(failure) => {
                 self.failing = Some(failure.to_string());
-                (Err(failure.reason), Vec::new())
+                Err(failure.reason)
             }
         };
         if outcome.is_ok() {
@@ -200,7 +209,12 @@ impl Poller {
             failure: outcome.err().map(Reason::label),
         });
         self.last = Some(outcome);
-        self.snapshot(&app)
+        // The families are kept, with their memory, for the next poll to write into.
+        let app = match outcome {
+            Ok(()) => &self.applied.families[..],
+            Err(_) => &[],
+        };
+        self.snapshot(app)
     }
 
     fn note_mapping_errors(&mut self, errors: &[mapping::Skipped]) {
@@ -222,10 +236,10 @@ impl Poller {
     }
 
     /// Counts the poll and logs a line when the state changes.
-    fn note_result(&mut self, result: &Result<Vec<Family>, Failure>) {
+    fn note_result(&mut self, result: &Result<(), Failure>) {
         let previous = self.last;
         match result {
-            Ok(families) => {
+            Ok(()) => {
                 self.last_success = Some(SystemTime::now());
                 match (previous, self.outage.take()) {
                     (Some(Err(_)), Some((since, failed))) => log::info!(
@@ -234,7 +248,7 @@ impl Poller {
                         self.request.target
                     ),
                     (None, _) => {
-                        let samples: usize = families.iter().map(|f| f.samples.len()).sum();
+                        let samples: usize = self.applied.families.iter().map(Family::len).sum();
                         log::info!(
                             "first poll of {} succeeded: {samples} samples",
                             self.request.target

@@ -44,7 +44,9 @@ impl Rendition {
     /// that is large enough if `gzip`.
     pub fn render(parts: &[&[Family]], gzip: bool) -> Rendition {
         let body = |format| {
-            let mut out = String::with_capacity(4096);
+            // Sized once: a large exposition is not copied as it grows.
+            let size = parts.iter().map(|f| exposition::rendered_len(f, format));
+            let mut out = String::with_capacity(size.sum());
             for families in parts {
                 exposition::render(families, format, &mut out);
             }

@@ -156,6 +156,7 @@ fn every_reason_has_one_label_at_its_own_index() {
             "too_large",
             "invalid_response",
             "invalid_json",
+            "too_many_series",
         ]
     );
     for (index, reason) in Reason::ALL.iter().enumerate() {

@@ -129,6 +129,47 @@ fn commands() {
 }
 
 #[test]
+fn healthcheck_asks_where_the_exporter_listens() {
+    let check = |args: &[&str], env: &[(&str, &str)], expected: &str| {
+        let mut full = vec!["--healthcheck"];
+        full.extend_from_slice(args);
+        assert_eq!(
+            run(&full, env),
+            Ok(Command::Healthcheck(expected.parse().unwrap())),
+            "{args:?} {env:?}"
+        );
+    };
+    check(&[], &[], "127.0.0.1:9877");
+    check(&[], &[("EXPORTER_PORT", "9100")], "127.0.0.1:9100");
+    check(
+        &["--exporter-port", "9101"],
+        &[("EXPORTER_PORT", "9100")],
+        "127.0.0.1:9101",
+    );
+    check(&[], &[("LISTEN_ADDRESS", "0.0.0.0")], "127.0.0.1:9877");
+    check(&[], &[("LISTEN_ADDRESS", "::")], "[::1]:9877");
+    check(&[], &[("LISTEN_ADDRESS", "[::]")], "[::1]:9877");
+    check(&[], &[("LISTEN_ADDRESS", "192.0.2.7")], "192.0.2.7:9877");
+    check(&[], &[("LISTEN_ADDRESS", "fd00::7")], "[fd00::7]:9877");
+    // The other settings are the exporter's business, not the health check's.
+    check(
+        &["--demo"],
+        &[("CONFIG_FILE", "/nonexistent"), ("TARGET_PORT", "x")],
+        "127.0.0.1:9877",
+    );
+    check_error(
+        &["--healthcheck"],
+        &[("LISTEN_ADDRESS", "localhost")],
+        "LISTEN_ADDRESS: \"localhost\" is not an IP address (e.g. 127.0.0.1, 0.0.0.0, ::)",
+    );
+    check_error(
+        &["--healthcheck", "--exporter-port", "0"],
+        &[],
+        "--exporter-port: \"0\" is not a port number (1-65535); --healthcheck needs the port the exporter listens on",
+    );
+}
+
+#[test]
 fn bad_settings_name_the_setting_and_the_fix() {
     check_error(
         &[],

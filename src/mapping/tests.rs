@@ -1,15 +1,21 @@
+use serde_json::Value;
+
 use super::*;
 use crate::exposition::{render, Format};
 
 /// Applies a mapping (file text) to a document and compares the 0.0.4 text and the first
-/// error of each metric that skipped samples.
-fn check(mapping: &str, doc: &str, expected: &str, expected_errors: &[&str]) {
-    let mapping = parse(mapping).unwrap_or_else(|e| panic!("mapping: {e}"));
-    let full: Value = serde_json::from_str(doc).expect("test document is JSON");
-    let applied = apply(&mapping, &full);
-    // The pruned document that polls use answers every pointer as the full one does.
-    let pruned = parse_document(&mapping, doc.as_bytes()).expect("test document is JSON");
-    assert_eq!(apply(&mapping, &pruned), applied, "pruned {pruned}");
+/// error of each metric that skipped samples. Each metric, read alone, gives the same.
+fn check(mapping_text: &str, doc: &str, expected: &str, expected_errors: &[&str]) {
+    let mapping = parse(mapping_text).unwrap_or_else(|e| panic!("mapping: {e}"));
+    let applied =
+        apply(&mapping, doc.as_bytes(), usize::MAX).unwrap_or_else(|e| panic!("{e}: {doc}"));
+    let file: Value = serde_json::from_str(mapping_text).unwrap();
+    for (i, metric) in file["metrics"].as_array().unwrap().iter().enumerate() {
+        let alone = parse(&serde_json::json!({ "metrics": [metric] }).to_string()).unwrap();
+        let got = apply(&alone, doc.as_bytes(), usize::MAX).unwrap();
+        assert_eq!(got.families[0], applied.families[i], "{metric} alone");
+        assert_eq!(got.errors[0], applied.errors[i], "{metric} alone");
+    }
     let mut out = String::new();
     render(&applied.families, Format::Text, &mut out);
     assert_eq!(out, expected);
@@ -161,8 +167,8 @@ fn each_over_arrays_and_objects() {
         doc,
         r#"# HELP index_docs Documents per index
 # TYPE index_docs gauge
-index_docs{index="a/b~c"} 3
 index_docs{index="logs"} 10
+index_docs{index="a/b~c"} 3
 # HELP queue_depth Messages waiting
 # TYPE queue_depth gauge
 queue_depth{queue="q1",vhost="/"} 5
@@ -227,56 +233,433 @@ slash_key 1
     );
 }
 
+/// One gauge (or other metric) per line of `fields`, named m0, m1, ...
+fn metrics(fields: &[&str]) -> String {
+    let metrics: Vec<String> = fields
+        .iter()
+        .enumerate()
+        .map(|(i, f)| format!(r#"{{"name": "m{i}", "help": "h", {f}}}"#))
+        .collect();
+    format!(r#"{{"metrics": [{}]}}"#, metrics.join(","))
+}
+
+/// The sample lines of a rendering, without HELP and TYPE.
+fn samples(mapping: &str, doc: &str) -> (Vec<String>, Vec<String>) {
+    let mapping = parse(mapping).unwrap_or_else(|e| panic!("mapping: {e}"));
+    let applied = apply(&mapping, doc.as_bytes(), usize::MAX).unwrap();
+    let mut out = String::new();
+    render(&applied.families, Format::Text, &mut out);
+    let lines = out
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(str::to_string)
+        .collect();
+    let errors = applied
+        .errors
+        .iter()
+        .filter_map(|s| s.first.clone().map(|first| format!("{} {first}", s.count)))
+        .collect();
+    (lines, errors)
+}
+
+fn check_samples(fields: &[&str], doc: &str, expected: &[&str], expected_errors: &[&str]) {
+    let mapping = metrics(fields);
+    let (lines, errors) = samples(&mapping, doc);
+    assert_eq!(lines, expected, "{mapping}\n{doc}");
+    assert_eq!(errors, expected_errors, "{mapping}\n{doc}");
+    // Each metric read alone gives the same (the plan shares pointers between metrics).
+    check(
+        &mapping,
+        doc,
+        &{
+            let mut out = String::new();
+            let mapping = parse(&mapping).unwrap();
+            render(
+                &apply(&mapping, doc.as_bytes(), usize::MAX)
+                    .unwrap()
+                    .families,
+                Format::Text,
+                &mut out,
+            );
+            out
+        },
+        expected_errors,
+    );
+}
+
 #[test]
-fn documents_keep_only_what_the_mapping_reads() {
-    fn check(mapping: &str, doc: &str, expected: &str) {
-        let mapping = parse(mapping).unwrap();
-        let pruned = parse_document(&mapping, doc.as_bytes()).map_err(|e| e.to_string());
-        assert_eq!(
-            pruned.map(|v| v.to_string()),
-            Ok(expected.to_string()),
-            "{doc}"
-        );
-    }
-    let each = r#"{"metrics": [{"name": "q", "help": "h", "each": "/qs", "labels": {"n": "/name"}, "path": "/m/count"},
-            {"name": "first", "help": "h", "path": "/list/1"}, {"name": "b", "help": "h", "path": "/a~1b"},
-            {"name": "q0_extra", "help": "h", "path": "/qs/0/extra"}]}"#;
-    check(
-        each,
-        r#"{"big": [1, {"x": "y"}, [null]], "qs": [{"name": "a", "m": {"count": 1, "other": 2}, "junk": [1,2], "extra": 3}],
-                "list": [10, 11, 12], "a/b": {"kept": 1e400}}"#,
-        r#"{"a/b":{"kept":1e+400},"list":[null,11,null],"qs":[{"extra":3,"m":{"count":1},"name":"a"}]}"#,
+fn numbers_inside_strings() {
+    check_samples(
+        &[
+            r#""path": "/rate", "units": {"Mbps": 125000, "kbps": 125}"#,
+            r#""path": "/slow", "units": {"Mbps": 125000, "kbps": 125}"#,
+            r#""path": "/queries", "parse": "thousands""#,
+            r#""path": "/blocked", "parse": "percent""#,
+            r#""path": "/share", "parse": "percent""#,
+            r#""path": "/temp", "regex": "^T=([-0-9.]+)C$""#,
+            r#""path": "/used", "regex": "used ([0-9,]+) of", "parse": "thousands", "scale": 1024"#,
+            r#""path": "/plain", "units": {"": 1, "%": 0.01}"#,
+        ],
+        r#"{"rate": "95.21 Mbps", "slow": "512kbps", "queries": "1,234,567", "blocked": "12.3%",
+            "share": 12.5, "temp": "T=-3.5C", "used": "used 1,024 of 4,096 KiB", "plain": "7"}"#,
+        &[
+            "m0 11901250",
+            "m1 64000",
+            "m2 1234567",
+            "m3 0.123",
+            "m4 0.125",
+            "m5 -3.5",
+            "m6 1048576",
+            "m7 7",
+        ],
+        &[],
     );
-    check(
-        each,
-        r#"{"qs": {"k": {"name": "x", "m": 5}}, "list": 7}"#,
-        r#"{"list":7,"qs":{"k":{"m":5,"name":"x"}}}"#,
+    check_samples(
+        &[
+            r#""path": "/rate", "units": {"Mbps": 125000, "kbps": 125}"#,
+            r#""path": "/queries", "parse": "thousands""#,
+            r#""path": "/temp", "regex": "^T=([-0-9.]+)C$""#,
+            r#""path": "/temp", "regex": "^T=(.*)$""#,
+            r#""path": "/when", "parse": "timestamp""#,
+            r#""path": "/uptime", "parse": "duration""#,
+            r#""path": "/status", "value_map": {"up": 1}, "parse": "thousands""#,
+        ],
+        r#"{"rate": "95.21 Gbps", "queries": "1,23", "temp": "T=warm", "when": "yesterday",
+            "uptime": "forever", "status": "down"}"#,
+        &[],
+        &[
+            r#"1 /rate: "95.21 Gbps", not a number with one of the units ["Mbps", "kbps"]"#,
+            r#"1 /queries: "1,23", not a number with thousands separators (1,234,567)"#,
+            r#"1 /temp: "T=warm" does not match regex "^T=([-0-9.]+)C$""#,
+            r#"1 /temp: "T=warm" (captured "warm"), not a number"#,
+            r#"1 /when: "yesterday", not an RFC 3339 timestamp (2024-05-01T12:00:00Z)"#,
+            r#"1 /uptime: "forever", not a duration (1h2m3.5s or 01:02:03)"#,
+            r#"1 /status: "down", not a number with thousands separators (1,234,567)"#,
+        ],
     );
-    check(each, r#"{"qs": 5.50}"#, r#"{"qs":5.50}"#);
-    let mapping = parse(each).unwrap();
-    for bad in [
-        r#"{"big": [1, 2,], "qs": []}"#,
-        r#"{"qs": []} x"#,
-        "",
-        r#"{"big": {"a" 1}}"#,
+}
+
+#[test]
+fn scaling_times_and_durations() {
+    check_samples(
+        &[
+            r#""path": "/latency_ms", "scale": 0.001"#,
+            r#""path": "/memory_kib", "scale": 1024"#,
+            r#""path": "/since", "parse": "timestamp""#,
+            r#""path": "/since_ms", "scale": 0.001"#,
+            r#""path": "/uptime", "parse": "duration""#,
+            r#""path": "/runtime", "parse": "duration""#,
+            r#""path": "/wait", "parse": "duration", "scale": 1000"#,
+            r#""path": "/seconds", "parse": "duration""#,
+            r#""path": "/flag", "scale": 10"#,
+            r#""path": "/status", "value_map": {"ok": 1}, "scale": 1000"#,
+        ],
+        r#"{"latency_ms": 1234.5, "memory_kib": "512", "since": "2024-05-01T14:00:00.5+02:00",
+            "since_ms": 1714564800500, "uptime": "1h2m3.5s", "runtime": "1 day, 2:03:04",
+            "wait": "250ms", "seconds": 42, "flag": true, "status": "ok"}"#,
+        &[
+            "m0 1.2345",
+            "m1 524288",
+            "m2 1714564800.5",
+            "m3 1714564800.5",
+            "m4 3723.5",
+            "m5 93784",
+            "m6 250",
+            "m7 42",
+            "m8 10",
+            "m9 1",
+        ],
+        &[],
+    );
+}
+
+#[test]
+fn missing_and_null() {
+    let fields = [
+        r#""path": "/a""#,
+        r#""path": "/a", "missing": "skip""#,
+        r#""path": "/a", "missing": 0"#,
+        r#""path": "/a", "missing": -1, "scale": 1000"#,
+        r#""type": "enum", "path": "/a", "states": ["x"], "missing": "skip""#,
+        r#""each": "/list", "labels": {"n": "/name"}, "path": "/v", "missing": "skip""#,
+        r#""each": "/list", "labels": {"n": "/name"}, "path": "/v", "missing": 5"#,
+    ];
+    for doc in [
+        r#"{"list": [{"v": 1}, {"name": "b"}]}"#,
+        r#"{"a": null, "list": [{"v": 1}, {"name": "b"}]}"#,
     ] {
-        assert!(
-            parse_document(&mapping, bad.as_bytes()).is_err(),
-            "{bad:?} is not JSON"
+        let found = if doc.contains("null") {
+            "null"
+        } else {
+            "missing"
+        };
+        check_samples(
+            &fields,
+            doc,
+            &["m2 0", "m3 -1", "m6{n=\"b\"} 5"],
+            &[&format!("1 /a: {found}, not a number")],
         );
     }
-    // Deep nesting never overflows the stack: skipped, or refused past serde_json's limit.
-    let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
-    let pruned = parse_document(&mapping, deep.as_bytes()).map(|v| v.to_string());
-    assert_eq!(pruned.ok().as_deref(), Some("[null]"));
+    // An absent `each` container: silent when the metric may be missing.
+    check_samples(
+        &[
+            r#""each": "/list", "path": "", "missing": "skip""#,
+            r#""each": "/list", "path": """#,
+        ],
+        "{}",
+        &[],
+        &["1 /list: missing, not an array or object"],
+    );
+}
+
+#[test]
+fn counting_and_existing() {
+    let doc = r#"{"nodes": [{"name": "a", "state": "up"}, {"name": "b", "state": "down"},
+                   {"name": "c", "state": "down", "cpu": 3}, {"name": "d"}],
+                  "services": {"web": {"ok": true}, "db": {"ok": false}, "cache": {"ok": "true"}},
+                  "clusters": [{"id": 7, "nodes": [{"state": "down"}, {"state": "up"}]}, {"id": 8, "nodes": []}],
+                  "error": null, "version": "1.2", "empty": {}}"#;
+    check_samples(
+        &[
+            r#""count": "/nodes""#,
+            r#""count": "/nodes", "where": {"/state": "down"}"#,
+            r#""count": "/nodes", "where": {"/state": {"not": "up"}}"#,
+            r#""count": "/nodes", "where": {"/state": ["up", "down"], "/cpu": 3}"#,
+            r#""count": "/services""#,
+            r#""count": "/services", "where": {"/ok": true}"#,
+            r#""count": "/empty""#,
+            r#""count": "/missing", "missing": 0"#,
+            r#""each": "/clusters", "labels": {"cluster": "/id"}, "count": "/nodes", "where": {"/state": "down"}"#,
+            r#""exists": "/version""#,
+            r#""exists": "/error""#,
+            r#""exists": "/nodes/9""#,
+            r#""each": "/nodes", "labels": {"node": "/name"}, "exists": "/cpu""#,
+        ],
+        doc,
+        &[
+            "m0 4",
+            "m1 2",
+            "m2 3",
+            "m3 1",
+            "m4 3",
+            "m5 2",
+            "m6 0",
+            "m7 0",
+            "m8{cluster=\"7\"} 1",
+            "m8{cluster=\"8\"} 0",
+            "m9 1",
+            "m10 0",
+            "m11 0",
+            "m12{node=\"a\"} 0",
+            "m12{node=\"b\"} 0",
+            "m12{node=\"c\"} 1",
+            "m12{node=\"d\"} 0",
+        ],
+        &[],
+    );
+    check_samples(
+        &[r#""count": "/version""#, r#""count": "/gone""#],
+        doc,
+        &[],
+        &[
+            r#"1 /version: "1.2", not an array or object"#,
+            "1 /gone: missing, not an array or object",
+        ],
+    );
+}
+
+#[test]
+fn filters_on_each() {
+    check_samples(
+        &[
+            r#""each": "/disks", "where": {"/type": "ssd"}, "labels": {"disk": "@key"}, "path": "/free""#,
+            r#""each": "/disks", "where": {"/name": {"matches": "^sd[ab]$"}}, "labels": {"disk": "@key"}, "path": "/free""#,
+            r#""each": "/disks", "where": {"/type": {"not": ["ssd", "nvme"]}}, "labels": {"disk": "@key"}, "path": "/free""#,
+            r#""each": "/disks", "where": {"/mounted": false, "/free": 0}, "labels": {"disk": "@key"}, "path": "/free""#,
+        ],
+        r#"{"disks": [{"name": "sda", "type": "ssd", "free": 5, "mounted": true},
+                      {"name": "sdb", "type": "hdd", "free": 0, "mounted": false},
+                      {"name": "sdc", "type": "ssd", "free": 9},
+                      {"name": "nvme0", "type": "nvme", "free": 1}]}"#,
+        &[
+            "m0{disk=\"0\"} 5",
+            "m0{disk=\"2\"} 9",
+            "m1{disk=\"0\"} 5",
+            "m1{disk=\"1\"} 0",
+            "m2{disk=\"1\"} 0",
+            "m3{disk=\"1\"} 0",
+        ],
+        &[],
+    );
+}
+
+#[test]
+fn labels_keep_numbers_and_booleans_as_written() {
+    check_samples(
+        &[r#""each": "/v", "labels": {"as_written": "/x"}, "path": "/n""#],
+        r#"{"v": [{"x": 1655371, "n": 1}, {"x": 1.655371e6, "n": 2}, {"x": true, "n": 3},
+                  {"x": 0.10, "n": 4}, {"x": -0, "n": 5}, {"x": 123456789012345678901234567890, "n": 6}]}"#,
+        &[
+            "m0{as_written=\"1655371\"} 1",
+            "m0{as_written=\"1.655371e6\"} 2",
+            "m0{as_written=\"true\"} 3",
+            "m0{as_written=\"0.10\"} 4",
+            "m0{as_written=\"-0\"} 5",
+            "m0{as_written=\"123456789012345678901234567890\"} 6",
+        ],
+        &[],
+    );
+    // Values are written as the exposition writes them, whatever the document's spelling.
+    check_samples(
+        &[r#""each": "/v", "labels": {"i": "@key"}, "path": """#],
+        r#"{"v": [1.50, 1E3, -0.0, 0.000001, 12345678901234567, 7, -2.25, "3.0"]}"#,
+        &[
+            "m0{i=\"0\"} 1.5",
+            "m0{i=\"1\"} 1000",
+            "m0{i=\"2\"} -0",
+            "m0{i=\"3\"} 1e-6",
+            "m0{i=\"4\"} 12345678901234568",
+            "m0{i=\"5\"} 7",
+            "m0{i=\"6\"} -2.25",
+            "m0{i=\"7\"} 3",
+        ],
+        &[],
+    );
+}
+
+#[test]
+fn a_bad_value_skips_only_its_sample() {
+    // A lone surrogate in a string that is read, in one that is looked into, and in a key.
+    let doc = r#"{"a": "\udc80", "b": 1, "c": "\ud800", "list": [{"n": "x", "v": 1}, "\udc80", {"n": "\udc80", "v": 2}],
+                  "keys": {"\udc80": 1, "ok": 2}, "$serde_json::private::Number": "3"}"#;
+    check_samples(
+        &[
+            r#""path": "/a""#,
+            r#""path": "/b""#,
+            r#""path": "/c/d""#,
+            r#""each": "/list", "labels": {"n": "/n"}, "path": "/v""#,
+            r#""each": "/keys", "labels": {"k": "@key"}, "path": """#,
+            r#""path": "/$serde_json::private::Number""#,
+            r#""each": "", "labels": {"k": "@key"}, "count": "", "missing": "skip""#,
+        ],
+        doc,
+        &[
+            "m1 1",
+            "m3{n=\"x\"} 1",
+            "m4{k=\"ok\"} 2",
+            "m5 3",
+            "m6{k=\"list\"} 3",
+            "m6{k=\"keys\"} 2",
+        ],
+        &[
+            "1 /a: a string that is not valid Unicode, not a number",
+            "1 /c/d: missing, not a number",
+            r#"2 /list/1/n: label "n": missing, not a string or number"#,
+            r#"1 /keys/���: label "k": the key is not valid Unicode"#,
+            "4 /a: a string that is not valid Unicode, not an array or object",
+        ],
+    );
+}
+
+#[test]
+fn keys_written_twice_and_deep_documents() {
+    // The first of two equal keys is read, as a pointer sees it and as an element.
+    check_samples(
+        &[
+            r#""path": "/a/x""#,
+            r#""path": "/a/y""#,
+            r#""each": "/o", "labels": {"k": "@key"}, "path": """#,
+        ],
+        r#"{"a": {"x": 1}, "a": {"x": 2, "y": 3}, "o": {"k": 1, "j": 2, "k": 3}}"#,
+        &["m0 1", "m2{k=\"k\"} 1", "m2{k=\"j\"} 2"],
+        &[
+            "1 /a/y: missing, not a number",
+            "1 /o/k: the same labels as an earlier element; the first is kept",
+        ],
+    );
+    // Deep nesting where nothing is read costs no stack; as deep as a pointer may read works.
     let deep = format!(
-        r#"{{"list": [0, {}{}]}}"#,
+        r#"{{"skip": {}{}, "n": 1}}"#,
         "[".repeat(100_000),
         "]".repeat(100_000)
     );
-    assert!(
-        parse_document(&mapping, deep.as_bytes()).is_err(),
-        "recursion limit"
+    check_samples(&[r#""path": "/n""#], &deep, &["m0 1"], &[]);
+    let path = "/a".repeat(MAX_DEPTH);
+    let doc = format!(
+        "{}5{}",
+        r#"{"a": "#.repeat(MAX_DEPTH),
+        "}".repeat(MAX_DEPTH)
+    );
+    check_samples(&[&format!(r#""path": "{path}""#)], &doc, &["m0 5"], &[]);
+}
+
+#[test]
+fn documents_that_are_not_json_or_too_many_series() {
+    let mapping = parse(&metrics(&[
+        r#""each": "/v", "labels": {"i": "@key"}, "path": """#,
+    ]))
+    .unwrap();
+    for bad in [
+        r#"{"v": [1, 2,]}"#,
+        r#"{"v": []} x"#,
+        "",
+        r#"{"v" 1}"#,
+        "\"\\udc80",
+    ] {
+        assert!(
+            matches!(
+                apply(&mapping, bad.as_bytes(), 10),
+                Err(ApplyError::InvalidJson(_))
+            ),
+            "{bad:?} is not JSON"
+        );
+    }
+    let doc = br#"{"v": [1, 2, 3]}"#;
+    assert_eq!(apply(&mapping, doc, 3).map(|a| a.families[0].len()), Ok(3));
+    assert_eq!(apply(&mapping, doc, 2), Err(ApplyError::TooManySeries(2)));
+    let enums = parse(&metrics(&[
+        r#""type": "enum", "path": "/s", "states": ["a", "b", "c"]"#,
+    ]))
+    .unwrap();
+    assert_eq!(
+        apply(&enums, br#"{"s": "a"}"#, 2),
+        Err(ApplyError::TooManySeries(2))
+    );
+    // Bytes that are not UTF-8 read as U+FFFD.
+    let labels =
+        metrics(&[r#""type": "info", "labels": {"l": "/s"}"#]).replace("\"m0\"", "\"m0_info\"");
+    let labels = parse(&labels).unwrap();
+    let mut out = String::new();
+    render(
+        &apply(&labels, b"{\"s\": \"a\xffb\"}", 10).unwrap().families,
+        Format::Text,
+        &mut out,
+    );
+    assert!(out.ends_with("m0_info{l=\"a\u{fffd}b\"} 1\n"), "{out}");
+}
+
+#[test]
+fn check_config_describes_each_metric() {
+    let mapping = parse(&metrics(&[
+        r#""path": "/a""#,
+        r#""type": "counter", "path": "/b", "regex": "([0-9.]+) s", "parse": "thousands", "scale": 0.001"#,
+        r#""each": "/n", "count": "/d", "where": {"/s": "down", "/x": {"not": {"matches": "^a"}}}, "missing": 0"#,
+        r#""exists": "/e""#,
+        r#""type": "enum", "path": "/f", "states": ["x"], "missing": "skip""#,
+        r#""path": "/g", "units": {"Mbps": 125000, "": 1}, "value_map": {"n/a": 0}"#,
+    ]).replace("\"m1\"", "\"m1_total\""))
+    .unwrap();
+    let lines: Vec<String> = mapping.metrics.iter().map(|m| m.to_string()).collect();
+    assert_eq!(
+        lines,
+        [
+            r#"m0 (gauge) from "/a""#,
+            r#"m1_total (counter) from "/b"; regex "([0-9.]+) s" parse thousands scale ×0.001"#,
+            r#"m2 (gauge) counting "/d" for each of /n where "/s" is "down" and "/x" not (matches "^a"); missing: 0"#,
+            r#"m3 (gauge) whether "/e" exists"#,
+            r#"m4 (enum of 1) from "/f"; missing: skip"#,
+            r#"m5 (gauge) from "/g"; value_map of 1 units "Mbps"×125000 ""×1"#,
+        ]
     );
 }
 
@@ -302,7 +685,7 @@ fn validation() {
     check_invalid(&one(r#""help": "h""#), r#"metrics[0]: "name" is missing"#);
     check_invalid(
         &one(r#""name": "a", "help": "h", "tpye": "gauge", "path": "/a""#),
-        r#"metrics[0] "a": unknown field "tpye" (fields are: name, help, type, path, each, labels, label, states, value_map)"#,
+        r#"metrics[0] "a": unknown field "tpye" (fields are: name, help, type, path, count, exists, each, where, labels, label, states, value_map, regex, parse, units, scale, missing)"#,
     );
     check_invalid(
         &one(r#""name": "1a", "help": "h", "path": "/a""#),
@@ -403,5 +786,106 @@ fn validation() {
     check_invalid(
         r#"{"metrics": [{"name": "jobs_total", "help": "h", "type": "counter", "path": "/b"}, {"name": "jobs_created_info", "help": "h", "type": "info", "labels": {"a": "/a"}}]}"#,
         r#"metrics[1] "jobs_created_info": clashes with "jobs_total": in OpenMetrics the counter "jobs_total" also uses the name "jobs_created"; rename one"#,
+    );
+}
+
+#[test]
+fn validation_of_transforms_and_limits() {
+    let check = |fields: &str, expected: &str| {
+        check_invalid(
+            &format!(r#"{{"metrics": [{{"name": "m", "help": "h", {fields}}}]}}"#),
+            &format!("metrics[0] \"m\": {expected}"),
+        )
+    };
+    check(
+        r#""path": "/a", "regex": "([0-9]+""#,
+        r#""regex": "([0-9]+" is not a valid regular expression (found open group without closing ')'): fix the pattern"#,
+    );
+    check(
+        r#""path": "/a", "regex": "[0-9]+ Mbps""#,
+        r#""regex": "[0-9]+ Mbps" has no capture group: put the number in parentheses, e.g. "([0-9.]+) Mbps""#,
+    );
+    check(
+        r#""path": "/a", "regex": "([0-9]+) (Mbps)""#,
+        r#""regex": "([0-9]+) (Mbps)" has 2 capture groups, and the number must be the only one: make the others (?:...)"#,
+    );
+    check(
+        r#""path": "/a", "parse": "hex""#,
+        r#""parse": "hex" is unknown (use number, thousands, percent, timestamp, duration)"#,
+    );
+    check(
+        r#""path": "/a", "parse": "duration", "units": {"s": 1}"#,
+        r#""units" read a number and a unit; they do not go with "parse": "duration""#,
+    );
+    check(
+        r#""path": "/a", "units": {"Mbps": 0}"#,
+        r#""units": "Mbps" must map to a number other than 0, the factor to base units"#,
+    );
+    check(
+        r#""path": "/a", "units": []"#,
+        r#""units" must be an object of units and factors: {"Mbps": 125000, "kbps": 125}"#,
+    );
+    check(
+        r#""path": "/a", "scale": 0"#,
+        r#""scale" must be a number other than 0: the factor to base units, e.g. 0.001 for milliseconds"#,
+    );
+    check(
+        r#""path": "/a", "missing": "ignore""#,
+        r#""missing" is "error" (the default: counted), "skip" (silently) or a number to use instead"#,
+    );
+    check(
+        r#""path": "/a", "where": {"/s": "x"}"#,
+        r#""where" picks elements of "each" or "count": add one of them"#,
+    );
+    check(
+        r#""count": "/a", "where": {"/s": {"like": "x"}}"#,
+        r#""where./s": a condition is a value, a list of values, {"matches": "regex"} or {"not": condition}"#,
+    );
+    check(
+        r#""count": "/a", "where": {"/s": {"matches": "("}}"#,
+        r#""where./s": "matches": "(" is not a valid regular expression (found open group without closing ')'): fix the pattern"#,
+    );
+    check(
+        r#""path": "/a", "count": "/b""#,
+        r#""path" and "count" exclude each other: a metric reads one value"#,
+    );
+    check(
+        r#""type": "enum", "count": "/a", "states": ["x"]"#,
+        r#""count" and "exists" give numbers: use them with a gauge or counter"#,
+    );
+    check(
+        r#""type": "enum", "path": "/a", "states": ["x"], "regex": "(x)""#,
+        r#""regex" turns a value read by "path" into a number: it is not for enums"#,
+    );
+    check(
+        r#""count": "/a", "scale": 2"#,
+        r#""scale" turns a value read by "path" into a number: it is not for "count""#,
+    );
+    check(
+        r#""type": "enum", "path": "/a", "states": ["x"], "missing": 0"#,
+        r#""missing" for an enum or info metric is "skip" or "error""#,
+    );
+    check(
+        r#""exists": "/a", "missing": "skip""#,
+        r#""missing" is not for "exists", which gives 0 for a missing value"#,
+    );
+    check(
+        &format!(r#""path": "{}""#, "/a".repeat(MAX_DEPTH + 1)),
+        r#""path": the pointer reads 129 levels deep, and no document nests deeper than 128: shorten it"#,
+    );
+    check(
+        &format!(
+            r#""each": "{}", "path": "/b/c""#,
+            "/a".repeat(MAX_DEPTH - 1)
+        ),
+        r#""path": the pointer reads 129 levels deep, and no document nests deeper than 128: shorten it"#,
+    );
+    check_invalid(
+        r#"{"metrics": [{"name": "_total", "help": "h", "type": "counter", "path": "/a"}]}"#,
+        r#"metrics[0] "_total": a counter's name needs a stem before _total, e.g. "jobs_total""#,
+    );
+    check_invalid(
+        r#"{"metrics": [{"name": "_info", "help": "h", "type": "info", "labels": {"a": "/a"}}]}"#,
+        r#"metrics[0] "_info": an info metric's name needs a stem before _info, e.g. "app_build_info""#,
     );
 }

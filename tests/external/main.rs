@@ -1,7 +1,8 @@
 //! The tests that need tools from outside Rust: the real Prometheus server and promtool
 //! (`prometheus.rs`), the OpenMetrics parser of the Python client (`formats.rs`), `htpasswd` and
 //! headless Chromium (`operating.rs`), the static musl builds, qemu, chroot and systemd-analyze
-//! (`ship.rs`), and, in the build with the
+//! (`ship.rs`), BusyBox, shellcheck and OpenRC for the init scripts of hosts without systemd
+//! (`init.rs`), a Docker daemon and Compose (`container.rs`), and, in the build with the
 //! `https` feature, the openssl CLI (`tls.rs`). A plain `cargo test` does not run them;
 //! `scripts/test.sh` installs the tools and runs them with `cargo test --test external`. A
 //! missing tool fails its test with the command that installs it: nothing here skips.
@@ -9,7 +10,9 @@
 #[path = "../harness/mod.rs"]
 mod harness;
 
+mod container;
 mod formats;
+mod init;
 mod operating;
 mod prometheus;
 mod ship;

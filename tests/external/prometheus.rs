@@ -520,20 +520,36 @@ fn demo_stack_runs_until_ctrl_c() {
             Err(status) => panic!("the script stopped with {status}:\n{}", stack.output()),
         }
     };
+    // Every link printed answers 200 on the Prometheus it started (Debian's 2.42 has only the
+    // classic pages, under /classic/), or on the exporter.
     let out = stack.output();
-    let port = prometheus.0.port();
+    let links: Vec<&str> = out
+        .lines()
+        .filter(|l| l.starts_with("  "))
+        .filter_map(|l| l.split_once("http://127.0.0.1:").map(|(_, rest)| rest))
+        .collect();
+    assert_eq!(links.len(), 4, "{out}");
     assert!(
-        out.contains(&format!(
-            "http://127.0.0.1:{port}/graph?g0.expr=app_requests_current&g0.tab=0"
-        )),
+        links
+            .iter()
+            .any(|l| l.contains("graph?g0.expr=app_requests_current&g0.tab=0")),
         "{out}"
     );
-    // Alerting rules are loaded.
+    for link in links {
+        let (port, path) = link.split_once('/').expect("PORT/PATH");
+        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port.parse::<u16>().unwrap()));
+        let status = harness::get(addr, "GET", &format!("/{path}"), &[]).status;
+        assert_eq!(status, 200, "http://127.0.0.1:{link}\n{out}");
+    }
+    // Alerting rules are loaded; AppUnhealthy waits longer than the demo's unhealthy minute,
+    // and the script says so.
     let rules = prometheus.get("/api/v1/rules").unwrap();
-    assert!(
-        rules.to_string().contains("\"name\":\"AppUnhealthy\""),
-        "{rules}"
-    );
+    let app_unhealthy = rules["groups"][0]["rules"]
+        .as_array()
+        .and_then(|rules| rules.iter().find(|r| r["name"] == "AppUnhealthy"))
+        .unwrap_or_else(|| panic!("no AppUnhealthy in {rules}"));
+    assert_eq!(app_unhealthy["duration"], 120, "{app_unhealthy}");
+    assert!(out.contains("every minute whose number ends in 9"), "{out}");
 
     let children = descendants(stack.child.id());
     let commands: Vec<String> = children.iter().map(|&pid| command_line(pid)).collect();

@@ -234,7 +234,93 @@ pub fn scrape_example_as_prometheus(example: &Path) -> Response {
 pub struct Exporter {
     child: Child,
     pub addr: SocketAddr,
-    stderr: Arc<Mutex<Vec<String>>>,
+    stderr: Arc<Log>,
+}
+
+/// What the exporter wrote to stderr, read from its pipe by whoever looks first: a background
+/// thread that keeps the pipe from filling, or a test asking for the lines. Both drain the pipe
+/// under one lock, without blocking, so the lines a test sees include every byte the exporter
+/// had written when it asked: a test that saw the effect of an event (a response, a scrape)
+/// also sees the log line written before it.
+pub struct Log {
+    pipe: std::fs::File,
+    read: Mutex<LogState>,
+}
+
+#[derive(Default)]
+struct LogState {
+    lines: Vec<String>,
+    /// The start of a line not yet ended.
+    partial: Vec<u8>,
+    closed: bool,
+}
+
+impl Log {
+    fn new(pipe: std::process::ChildStderr) -> Log {
+        use std::os::fd::{AsRawFd, OwnedFd};
+        let pipe = std::fs::File::from(OwnedFd::from(pipe));
+        let fd = pipe.as_raw_fd();
+        // SAFETY: fcntl on a descriptor this process owns, with no memory argument.
+        let nonblocking = unsafe {
+            let flags = libc::fcntl(fd, libc::F_GETFL);
+            flags >= 0 && libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) == 0
+        };
+        assert!(
+            nonblocking,
+            "O_NONBLOCK on the stderr pipe: {}",
+            io::Error::last_os_error()
+        );
+        Log {
+            pipe,
+            read: Mutex::new(LogState::default()),
+        }
+    }
+
+    /// Reads what the pipe holds now into lines; returns the state, locked.
+    fn drain(&self) -> std::sync::MutexGuard<'_, LogState> {
+        let mut state = self.read.lock().unwrap_or_else(|e| e.into_inner());
+        let mut chunk = [0u8; 4096];
+        while !state.closed {
+            match (&self.pipe).read(&mut chunk) {
+                Ok(0) => state.closed = true,
+                Ok(n) => {
+                    state.partial.extend_from_slice(&chunk[..n]);
+                    while let Some(end) = state.partial.iter().position(|&b| b == b'\n') {
+                        let line: Vec<u8> = state.partial.drain(..=end).collect();
+                        let text = String::from_utf8_lossy(&line[..end]).into_owned();
+                        state.lines.push(text);
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => break, // WouldBlock: all read
+            }
+        }
+        state
+    }
+
+    /// Every line so far (a last line without its line feed once the pipe is closed).
+    fn lines(&self) -> Vec<String> {
+        let state = self.drain();
+        let mut lines = state.lines.clone();
+        if state.closed && !state.partial.is_empty() {
+            lines.push(String::from_utf8_lossy(&state.partial).into_owned());
+        }
+        lines
+    }
+
+    /// Keeps the pipe from filling until it closes: wakes when it has something to read.
+    fn follow(&self) {
+        use std::os::fd::AsRawFd;
+        let mut poll = libc::pollfd {
+            fd: self.pipe.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        while !self.drain().closed {
+            // SAFETY: one pollfd that lives across the call.
+            unsafe { libc::poll(&mut poll, 1, 100) };
+        }
+    }
 }
 
 /// The exporter binary cargo built for these tests (for the host: dynamically linked).
@@ -281,17 +367,13 @@ impl Exporter {
         let mut child = command
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {command:?}: {e}"));
-        let stderr = Arc::new(Mutex::new(Vec::new()));
         let pipe = child.stderr.take().expect("stderr is piped");
-        let lines = Arc::clone(&stderr);
-        thread::spawn(move || {
-            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                lines.lock().unwrap().push(line);
-            }
-        });
+        let stderr = Arc::new(Log::new(pipe));
+        let follower = Arc::clone(&stderr);
+        thread::spawn(move || follower.follow());
         let deadline = Instant::now() + patience;
         loop {
-            let found = stderr.lock().unwrap().iter().find_map(|l| {
+            let found = stderr.lines().iter().find_map(|l| {
                 let rest = l.split("listening on ").nth(1)?;
                 rest.split(';').next()?.parse::<SocketAddr>().ok()
             });
@@ -311,7 +393,7 @@ impl Exporter {
                     Some(status) => format!("exited with {status} before listening"),
                     None => format!("no start-up line within {patience:?}"),
                 };
-                panic!("{command:?}: {why}:\n{}", stderr.lock().unwrap().join("\n"));
+                panic!("{command:?}: {why}:\n{}", stderr.lines().join("\n"));
             }
             thread::sleep(Duration::from_millis(10));
         }
@@ -342,9 +424,9 @@ impl Exporter {
         )
     }
 
-    /// The exporter's stderr lines so far.
+    /// The exporter's stderr lines so far: every line it had written when this was called.
     pub fn stderr(&self) -> Vec<String> {
-        self.stderr.lock().unwrap().clone()
+        self.stderr.lines()
     }
 
     /// GET /metrics, expecting 200, returning the body.
@@ -572,8 +654,9 @@ pub fn run(command: &mut Command) -> Output {
 }
 
 // ---------------------------------------------------------------------------------------------
-// HTTPS targets (tests/external/tls.rs, and the static HTTPS variants in tests/external/ship.rs):
-// a private CA and a TLS server, both from the openssl CLI.
+// HTTPS targets: a private CA and a TLS server, both from the openssl CLI. Used by the HTTPS
+// tests of the `https` build (tests/external/tls.rs), and by tests/external/ship.rs in any build,
+// for the static HTTPS binaries it builds.
 
 /// A private CA and a server certificate it signed, for 127.0.0.1 and localhost, as PEM files.
 pub struct Pki {
@@ -724,6 +807,17 @@ impl Exporter {
     /// The exporter's process id, for `/proc/PID/status` (memory, threads) and `/proc/PID/fd`.
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// The most resident memory the exporter has had so far (`VmHWM`), KiB.
+    pub fn peak_rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
+            .unwrap_or_else(|e| self.fail(&format!("/proc/PID/status: {e} (has it died?)")));
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or_else(|| self.fail("no VmHWM in /proc/PID/status"))
     }
 
     /// Sends `signal` (`libc::SIGHUP`, ...) to the exporter.

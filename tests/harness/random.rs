@@ -1,6 +1,7 @@
 //! Random inputs for the property tests: JSON documents full of the strings and numbers that
-//! have broken exporters, and valid mappings that read them ([`run_case`] runs one case
-//! through the library's mapping and renderer). Deterministic: a case is named by its seed.
+//! have broken exporters, and valid mappings that read them, with every transform
+//! ([`run_case`] runs one case through the library's mapping and renderer). Deterministic: a
+//! case is named by its seed.
 
 use serde_json::{json, Map, Value};
 
@@ -56,6 +57,16 @@ const PIECES: &[&str] = &[
     "} 1\nx 2",
     "a=\"b\"",
     "\\\"",
+    "95.21 Mbps",
+    "512kbps",
+    "1,234,567",
+    "12.5%",
+    "2024-05-01T12:00:00Z",
+    "2024-05-01 14:00:00.5+02:00",
+    "1h2m3.5s",
+    "01:02:03",
+    "1 day, 2:03:04",
+    "T=-3.5C",
 ];
 
 /// Object keys: plain, empty, with JSON Pointer syntax, numeric, and serde_json's own number key.
@@ -345,20 +356,119 @@ fn mapping_text(rng: &mut Rng, doc: &Value, prefix: &str) -> String {
                     metric.insert("label".into(), json!(label));
                 }
             }
-            "gauge" | "counter" if rng.chance(30) => {
-                let mut map = Map::new();
-                for _ in 0..1 + rng.below(3) {
-                    let key = element_string(rng, &element).unwrap_or_else(|| text(rng));
-                    let number = rng.pick(&[0.0, 1.0, -1.0, 2.5, 1e300, -0.0]);
-                    map.insert(key, json!(number));
+            "gauge" | "counter" => {
+                if rng.chance(30) {
+                    let mut map = Map::new();
+                    for _ in 0..1 + rng.below(3) {
+                        let key = element_string(rng, &element).unwrap_or_else(|| text(rng));
+                        let number = rng.pick(&[0.0, 1.0, -1.0, 2.5, 1e300, -0.0]);
+                        map.insert(key, json!(number));
+                    }
+                    metric.insert("value_map".into(), Value::Object(map));
                 }
-                metric.insert("value_map".into(), Value::Object(map));
+                transforms(rng, &mut metric, kind == "counter");
             }
             _ => {}
+        }
+        if kind != "info" && rng.chance(20) {
+            let missing = match (kind, rng.below(3)) {
+                (_, 0) => json!("error"),
+                (_, 1) => json!("skip"),
+                ("gauge", _) => json!(rng.pick(&[0.0, -1.0, 2.5])),
+                ("counter", _) => json!(rng.pick(&[0.0, 7.0])),
+                _ => json!("skip"),
+            };
+            let exists = metric.contains_key("exists");
+            if !exists || missing == "error" {
+                metric.insert("missing".into(), missing);
+            }
+        }
+        if (metric.contains_key("each") || metric.contains_key("count")) && rng.chance(25) {
+            let base = match metric.get("count") {
+                Some(Value::String(count)) => {
+                    element.pointer(count).cloned().unwrap_or(Value::Null)
+                }
+                _ => element.clone(),
+            };
+            let inner = match &base {
+                Value::Array(items) if !items.is_empty() => items[rng.below(items.len())].clone(),
+                Value::Object(map) if !map.is_empty() => map
+                    .values()
+                    .nth(rng.below(map.len()))
+                    .cloned()
+                    .unwrap_or(Value::Null),
+                _ => Value::Null,
+            };
+            let target = if metric.contains_key("count") {
+                &inner
+            } else {
+                &element
+            };
+            let mut filter = Map::new();
+            for _ in 0..1 + rng.below(2) {
+                let pointer = pointer_into(rng, target);
+                let value = element_string(rng, target).unwrap_or_else(|| text(rng));
+                let condition = match rng.below(4) {
+                    0 => json!(value),
+                    1 => json!([value, text(rng)]),
+                    2 => json!({ "matches": rng.pick(&["^a", "[0-9]", "x|y", "^$", "(?i)up"]) }),
+                    _ => json!({ "not": value }),
+                };
+                filter.insert(pointer, condition);
+            }
+            metric.insert("where".into(), Value::Object(filter));
         }
         metrics.push(Value::Object(metric));
     }
     json!({ "metrics": metrics }).to_string()
+}
+
+/// Now and then: another way to read the value (`count`, `exists`), or transforms of it
+/// (`regex`, `parse`, `units`, `scale`).
+fn transforms(rng: &mut Rng, metric: &mut Map<String, Value>, counter: bool) {
+    match rng.below(10) {
+        0 | 1 if !metric.contains_key("value_map") => {
+            let path = metric.remove("path").unwrap_or(json!(""));
+            let field = if rng.chance(60) { "count" } else { "exists" };
+            metric.insert(field.into(), path);
+            return;
+        }
+        2..=4 => {}
+        _ => return,
+    }
+    let parse = rng.pick(&["number", "thousands", "percent", "timestamp", "duration"]);
+    if rng.chance(60) {
+        metric.insert("parse".into(), json!(parse));
+    }
+    if rng.chance(30) {
+        let regex = rng.pick(&[
+            r"([0-9.,]+)",
+            r"^T=([-0-9.]+)C$",
+            r"(\S+)",
+            r"(?:x)?([0-9]+)",
+            r"(.*)",
+        ]);
+        metric.insert("regex".into(), json!(regex));
+    }
+    if matches!(parse, "number" | "thousands") && rng.chance(30) {
+        let mut units = Map::new();
+        for (unit, factor) in [("Mbps", 125000.0), ("kbps", 125.0), ("", 1.0), ("%", 0.01)] {
+            if rng.chance(60) {
+                units.insert(unit.into(), json!(factor));
+            }
+        }
+        if !units.is_empty() {
+            metric.insert("units".into(), Value::Object(units));
+        }
+    }
+    if rng.chance(30) {
+        let scale = if counter {
+            rng.pick(&[0.001, 1024.0, 0.01, 8.0])
+        } else {
+            rng.pick(&[0.001, 1024.0, -1.0, 1e300])
+        };
+        metric.insert("scale".into(), json!(scale));
+    }
 }
 
 /// One of the strings in `value`, if it has any.
@@ -379,8 +489,9 @@ pub struct Case {
     pub families: Vec<exposition::Family>,
 }
 
-/// Runs case `seed`: a document, a mapping for it, both formats rendered from the document
-/// as the poller parses it (pruned), which must apply exactly as the whole document does.
+/// Runs case `seed`: a document, a mapping for it, both formats rendered from it. Each metric
+/// read alone must give what it gives among the others (the mapping's metrics share what they
+/// read of the document).
 pub fn run_case(seed: u64, prefix: &str) -> Case {
     let mut rng = Rng::new(seed);
     let document = json_document(&mut rng);
@@ -403,20 +514,24 @@ pub fn run_case(seed: u64, prefix: &str) -> Case {
             };
         }
     };
-    let pruned = mapping::parse_document(&mapping, document.as_bytes())
+    let applied = mapping::apply(&mapping, document.as_bytes(), usize::MAX)
         .unwrap_or_else(|e| panic!("case {seed}: {e}\n{document}"));
-    let applied = mapping::apply(&mapping, &pruned);
+    let file: Value = serde_json::from_str(&mapping_text).unwrap();
+    for (i, metric) in file["metrics"].as_array().unwrap().iter().enumerate() {
+        let alone = mapping::parse(&json!({ "metrics": [metric] }).to_string()).unwrap();
+        let got = mapping::apply(&alone, document.as_bytes(), usize::MAX).unwrap();
+        // Compared as text: NaN values make the families themselves unequal to themselves.
+        let (mut alone_text, mut together) = (String::new(), String::new());
+        exposition::render(&got.families, Format::Text, &mut alone_text);
+        exposition::render(&applied.families[i..=i], Format::Text, &mut together);
+        assert_eq!(
+            (alone_text, &got.errors[0]),
+            (together, &applied.errors[i]),
+            "case {seed}: {metric} reads differently alone\n{document}\n{mapping_text}"
+        );
+    }
     let mut text = String::new();
     exposition::render(&applied.families, Format::Text, &mut text);
-    // Compared as text: NaN values make the families themselves unequal to themselves.
-    let mut from_full = String::new();
-    let from_full_applied = mapping::apply(&mapping, &full);
-    exposition::render(&from_full_applied.families, Format::Text, &mut from_full);
-    assert_eq!(
-        (from_full, &from_full_applied.errors),
-        (text.clone(), &applied.errors),
-        "case {seed}: the pruned document {pruned} maps differently\n{document}\n{mapping_text}"
-    );
     let mut openmetrics = String::new();
     exposition::render(&applied.families, Format::OpenMetrics, &mut openmetrics);
     openmetrics.push_str(exposition::EOF);

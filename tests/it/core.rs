@@ -41,10 +41,11 @@ fn drop_in_for_the_tutorial_exporter() {
         "status_exporter_poll_failures_total{reason=\"connect\"} 0",
         "status_exporter_poll_failures_total{reason=\"invalid_json\"} 0",
         "status_exporter_mapping_errors_total{metric=\"app_health\"} 0",
-        concat!(
-            "status_exporter_build_info{version=\"",
+        &format!(
+            "status_exporter_build_info{{commit=\"{}\",features=\"{}\",version=\"{}\"}} 1",
+            status_exporter::config::COMMIT,
+            status_exporter::config::FEATURES,
             env!("CARGO_PKG_VERSION"),
-            "\"} 1"
         ),
         "# TYPE process_cpu_seconds_total counter",
     ] {
@@ -517,9 +518,18 @@ fn help_and_version() {
         assert!(help.contains(text), "{text} not in --help");
     }
     let output = command(&["--version"], &[]).output().unwrap();
+    let features = if cfg!(feature = "https") {
+        "https"
+    } else {
+        "none"
+    };
     assert_eq!(
         String::from_utf8(output.stdout).unwrap(),
-        concat!("status-exporter ", env!("CARGO_PKG_VERSION"), "\n")
+        format!(
+            "status-exporter {} (commit {}, features: {features})\n",
+            env!("CARGO_PKG_VERSION"),
+            status_exporter::config::COMMIT
+        )
     );
 }
 

@@ -62,6 +62,14 @@ const OTHER_FLAGS: &[(&str, &str)] = &[
     ("--env-file", "docker run"),
     ("--build", "docker compose up"),
     ("--now", "systemctl enable"),
+    (
+        "--target",
+        "cargo build, and the cc crate calling a C compiler",
+    ),
+    ("--component", "rustup toolchain install"),
+    ("--storage-driver", "dockerd"),
+    ("--iptables", "dockerd"),
+    ("--ip-forward", "dockerd"),
     ("--web.enable-lifecycle", "Prometheus"),
 ];
 
@@ -77,6 +85,11 @@ const OTHER_NAMES: &[(&str, &str)] = &[
         "OpenSSL's variable, read by the HTTPS build (src/tls.rs)",
     ),
     ("HTTPS_TARGETS", "scripts/build-static.sh"),
+    ("DOCKER_BUILDKIT", "docker build"),
+    (
+        "CARGO_TARGET_MIPSEL_UNKNOWN_LINUX_MUSL_LINKER",
+        "cargo: the linker for a target",
+    ),
     ("CARGO_BUILD_JOBS", "cargo"),
     ("PROMETHEUS_PORT", "scripts/demo-stack.sh"),
     (

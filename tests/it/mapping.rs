@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use crate::harness::formats::check_openmetrics;
 use crate::harness::{
-    self, app_part, command, examples, serve_example, temp_dir, value, write_atomically, Exporter,
-    Reply, Target,
+    self, app_part, command, examples, get, serve_example, temp_dir, value, write_atomically,
+    Exporter, Reply, Target,
 };
 
 fn render(mapping: &Path, document: &Path) -> (String, String) {
@@ -168,7 +168,7 @@ fn check_config_summarises_or_names_the_error() {
     assert_eq!(output.status.code(), Some(2));
     assert_eq!(
         stderr,
-        format!("error: {}: metrics[0] \"queue_depth\": unknown field \"lables\" (fields are: name, help, type, path, each, labels, label, states, value_map)\n", bad.display())
+        format!("error: {}: metrics[0] \"queue_depth\": unknown field \"lables\" (fields are: name, help, type, path, count, exists, each, where, labels, label, states, value_map, regex, parse, units, scale, missing)\n", bad.display())
     );
     // The same error stops the exporter from starting.
     let output = command(&["--config-file", bad.to_str().unwrap()], &[])
@@ -320,4 +320,304 @@ fn openmetrics_of_every_example_follows_the_spec_beyond_prometheus() {
             response.body
         );
     }
+}
+
+/// A document of `size` bytes: `{"items": [0, 0, ...]}`, and how many elements it has.
+fn zeros_document(size: usize) -> (String, usize) {
+    let elements = (size - r#"{"items":[]}"#.len()) / 2;
+    let mut doc = String::with_capacity(size);
+    doc.push_str(r#"{"items":["#);
+    for i in 0..elements {
+        doc.push_str(if i == 0 { "0" } else { ",0" });
+    }
+    doc.push_str("]}");
+    (doc, elements)
+}
+
+/// Writes `mapping` into a fresh directory named `name` and starts the exporter on it, polling
+/// `target` every `interval` seconds, with `args` added.
+fn start_with_mapping(
+    name: &str,
+    mapping: &str,
+    target: &Target,
+    interval: &str,
+    args: &[&str],
+) -> (std::path::PathBuf, Exporter) {
+    let dir = temp_dir(name);
+    let file = dir.join("mapping.json");
+    fs::write(&file, mapping).unwrap();
+    let mut all = vec![
+        "--target-url".to_string(),
+        target.url("/status"),
+        "--config-file".to_string(),
+        file.to_str().unwrap().to_string(),
+        "--target-max-bytes".to_string(),
+        "20000000".to_string(),
+    ];
+    all.extend(args.iter().map(|a| a.to_string()));
+    let all: Vec<&str> = all.iter().map(String::as_str).collect();
+    let exporter = Exporter::start(&all, &[("POLLING_INTERVAL_SECONDS", interval)]);
+    (file, exporter)
+}
+
+/// Issue 12, item 5: an 8 MiB document mapped with `each` gave 699,046 series, an 11.9 MB scrape
+/// and 374 MiB of memory. The series are now limited (MAX_SERIES, default 100,000): the poll
+/// fails with reason `too_many_series` and one log line, and memory stays near the size of the
+/// document, as the mapping stops at the limit.
+#[test]
+fn a_document_that_gives_too_many_series_fails_the_poll_in_bounded_memory() {
+    let (doc, elements) = zeros_document(8 << 20);
+    assert!(elements > 4_000_000);
+    let target = Target::start(Reply::Json(doc));
+    let mapping = r#"{"metrics": [{"name": "item", "help": "h", "each": "/items", "labels": {"i": "@key"}, "path": ""}]}"#;
+    let (_, exporter) = start_with_mapping("too-many-series", mapping, &target, "1", &[]);
+    let failures = r#"status_exporter_poll_failures_total{reason="too_many_series"}"#;
+    let body = exporter.wait_for_at_least(failures, 1.0);
+    assert_eq!(value(&body, "status_exporter_up"), Some(0.0), "{body}");
+    exporter.wait_for_at_least(failures, 2.0);
+    let lines = exporter.log_lines("series (MAX_SERIES)");
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(
+        lines[0].contains("failing: the document gives more than 100000 series (MAX_SERIES): raise MAX_SERIES, or map fewer values"),
+        "{}",
+        lines[0]
+    );
+    // The document, held once, and at most MAX_SERIES samples of a few bytes each.
+    let peak = exporter.peak_rss_kib();
+    eprintln!("8 MiB document, {elements} elements, each: peak resident {peak} KiB");
+    assert!(peak < 2 * 8 * 1024 + 16 * 1024, "peak resident {peak} KiB");
+}
+
+/// MAX_SERIES is a limit on the series one poll gives: at the limit the poll succeeds.
+#[test]
+fn max_series_is_the_most_series_a_poll_may_give() {
+    let doc = format!(r#"{{"items": [{}]}}"#, vec!["1"; 1000].join(","));
+    let target = Target::start(Reply::Json(doc));
+    let mapping = r#"{"metrics": [{"name": "item", "help": "h", "each": "/items", "labels": {"i": "@key"}, "path": ""}, {"name": "other", "help": "h", "count": "/items"}]}"#;
+    let (_, at_limit) = start_with_mapping(
+        "max-series-ok",
+        mapping,
+        &target,
+        "0.2",
+        &["--max-series", "1001"],
+    );
+    let body = at_limit.wait_for_line("other 1000");
+    assert_eq!(
+        body.lines().filter(|l| l.starts_with("item{")).count(),
+        1000
+    );
+    let (_, over) = start_with_mapping(
+        "max-series-over",
+        mapping,
+        &target,
+        "0.2",
+        &["--max-series", "1000"],
+    );
+    over.wait_for_at_least(
+        r#"status_exporter_poll_failures_total{reason="too_many_series"}"#,
+        1.0,
+    );
+    let output = command(&["--max-series", "0", "--check-config"], &[])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8_lossy(&output.stderr),
+        "error: --max-series: \"0\" is not a number of series (at least 1)\n"
+    );
+}
+
+/// Issue 12, item 5: a mapping that read only `/items/0` of an 8 MiB array peaked at 138 MiB, as
+/// the document kept a placeholder for every element. Now memory follows what the mapping reads.
+#[test]
+fn reading_one_element_of_a_large_array_costs_the_memory_of_one() {
+    let (doc, _) = zeros_document(8 << 20);
+    let target = Target::start(Reply::Json(doc));
+    let mapping = r#"{"metrics": [{"name": "first", "help": "h", "path": "/items/0"}]}"#;
+    let (_, exporter) = start_with_mapping("one-element", mapping, &target, "1", &[]);
+    exporter.wait_for_line("first 0");
+    exporter.wait_polls(2);
+    let peak = exporter.peak_rss_kib();
+    eprintln!("8 MiB document, /items/0 read: peak resident {peak} KiB");
+    assert!(peak < 2 * 8 * 1024 + 16 * 1024, "peak resident {peak} KiB");
+}
+
+/// Issue 12, item 8: mapping files that validated but broke at run time. A pointer deeper than a
+/// document can be overflowed the poller's stack when the mapping was reloaded; a counter named
+/// `_total` had an empty OpenMetrics family name. `--check-config` and a reload refuse both, and
+/// a pointer as deep as a document can nest works.
+#[test]
+fn mappings_the_exporter_cannot_run_are_refused() {
+    let deep_doc = format!(
+        r#"{{"current_requests": 1, "a": {}7{}}}"#,
+        r#"{"a": "#.repeat(127),
+        "}".repeat(127)
+    );
+    let target = Target::start(Reply::Json(deep_doc));
+    let good = r#"{"metrics": [{"name": "app_requests_current", "help": "h", "path": "/current_requests"}]}"#;
+    let (file, exporter) = start_with_mapping("deep-pointer", good, &target, "0.2", &[]);
+    exporter.wait_for_line("app_requests_current 1");
+    let metric = |path: &str| {
+        format!(r#"{{"metrics": [{{"name": "deep", "help": "h", "path": "{path}"}}]}}"#)
+    };
+    // As deep as a document nests: read on the poller's thread after a reload.
+    write_atomically(&file, metric(&"/a".repeat(128)));
+    exporter.wait_for_line("deep 7");
+    // Far deeper: refused, with the reason; the exporter goes on with the last good mapping.
+    write_atomically(&file, metric(&"/a".repeat(100_000)));
+    let line = exporter.wait_for_log("mapping not reloaded", Duration::from_secs(20));
+    assert!(
+        line.contains(r#"metrics[0] "deep": "path": the pointer reads 100000 levels deep, and no document nests deeper than 128: shorten it"#),
+        "{line}"
+    );
+    exporter.wait_polls(2);
+    exporter.wait_for_line("deep 7");
+    for (mapping, error) in [
+        (
+            metric(&"/a".repeat(129)),
+            r#"metrics[0] "deep": "path": the pointer reads 129 levels deep, and no document nests deeper than 128: shorten it"#,
+        ),
+        (
+            r#"{"metrics": [{"name": "_total", "help": "h", "type": "counter", "path": "/a"}]}"#
+                .to_string(),
+            r#"metrics[0] "_total": a counter's name needs a stem before _total, e.g. "jobs_total""#,
+        ),
+    ] {
+        write_atomically(&file, &mapping);
+        let output = command(
+            &["--config-file", file.to_str().unwrap(), "--check-config"],
+            &[],
+        )
+        .output()
+        .unwrap();
+        assert_eq!(output.status.code(), Some(2));
+        assert_eq!(
+            String::from_utf8_lossy(&output.stderr),
+            format!("error: {}: {error}\n", file.display())
+        );
+    }
+}
+
+/// Issue 12, item 8: reloading a mapping of 100,000 metrics stalled polling for 22 s (the
+/// poller carried the error counts over in quadratic time). A reload now costs about what
+/// loading the file at start-up costs (`--check-config`), plus the settling time of a changed
+/// file and a poll.
+#[test]
+fn a_large_mapping_reloads_in_linear_time() {
+    const METRICS: usize = 100_000;
+    let doc = format!(
+        r#"{{"current_requests": 1, "v": {{{}}}}}"#,
+        (0..METRICS)
+            .map(|i| format!(r#""m{i}": {i}"#))
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    let target = Target::start(Reply::Json(doc));
+    let small = r#"{"metrics": [{"name": "app_requests_current", "help": "h", "path": "/current_requests"}]}"#;
+    let (file, exporter) = start_with_mapping("large-reload", small, &target, "0.5", &[]);
+    exporter.wait_for_line("app_requests_current 1");
+    let metrics: Vec<String> = (0..METRICS)
+        .map(|i| format!(r#"{{"name": "m{i}", "help": "h", "path": "/v/m{i}"}}"#))
+        .collect();
+    let large = format!(r#"{{"metrics": [{}]}}"#, metrics.join(","));
+    let check = temp_dir("large-reload-check").join("mapping.json");
+    fs::write(&check, &large).unwrap();
+    let started = Instant::now();
+    let output = command(
+        &["--config-file", check.to_str().unwrap(), "--check-config"],
+        &[],
+    )
+    .output()
+    .unwrap();
+    let load = started.elapsed();
+    assert_eq!(output.status.code(), Some(0));
+    let started = Instant::now();
+    write_atomically(&file, &large);
+    let last = format!("m{} {}", METRICS - 1, METRICS - 1);
+    let deadline = started + 10 * load + Duration::from_secs(30);
+    loop {
+        let body = get(exporter.addr, "GET", "/metrics", &[]).body;
+        if body.lines().any(|l| l == last) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the reload is not done after {:?} ({load:?} to load the file)",
+            started.elapsed()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let reload = started.elapsed();
+    eprintln!(
+        "{METRICS} metrics: --check-config {load:?}, reload to the first poll with them {reload:?}"
+    );
+    // Settling (1 s), a poll interval, a poll of 100,000 series (rendered and compressed), and a
+    // few times the work of loading the file: the quadratic reload took 22 s in a release build.
+    assert!(
+        reload < 5 * load + Duration::from_secs(15),
+        "reload {reload:?}, load {load:?}"
+    );
+}
+
+/// Issue 12, item 9: one string with a lone surrogate failed the whole poll, and the object key
+/// `$serde_json::private::Number` was taken for a number. A bad value only skips its sample.
+#[test]
+fn a_bad_value_in_the_document_skips_only_its_sample() {
+    let doc = r#"{"current_requests": "\udc80", "pending_requests": 2, "total_uptime": 3, "health": "healthy",
+                 "keys": {"$serde_json::private::Number": "4", "\udc80": 5}}"#;
+    let target = Target::start(Reply::Json(doc.into()));
+    let mapping = r#"{"metrics": [
+        {"name": "app_requests_current", "help": "h", "path": "/current_requests"},
+        {"name": "app_requests_pending", "help": "h", "path": "/pending_requests"},
+        {"name": "key_value", "help": "h", "each": "/keys", "labels": {"key": "@key"}, "path": ""}]}"#;
+    let (_, exporter) = start_with_mapping("bad-value", mapping, &target, "0.2", &[]);
+    let body = exporter.wait_for_line("app_requests_pending 2");
+    assert!(
+        body.contains("\nkey_value{key=\"$serde_json::private::Number\"} 4\n"),
+        "{body}"
+    );
+    assert_eq!(
+        value(
+            &body,
+            r#"status_exporter_mapping_errors_total{metric="app_requests_current"}"#
+        )
+        .map(|v| v >= 1.0),
+        Some(true)
+    );
+    assert_eq!(
+        value(
+            &body,
+            r#"status_exporter_mapping_errors_total{metric="key_value"}"#
+        )
+        .map(|v| v >= 1.0),
+        Some(true)
+    );
+    let line = exporter.wait_for_log("mapping: app_requests_current", Duration::from_secs(10));
+    assert!(
+        line.ends_with(
+            "first: /current_requests: a string that is not valid Unicode, not a number"
+        ),
+        "{line}"
+    );
+}
+
+/// Issue 12, item 9: an object key of the document reached the log as it was: a key with a
+/// line break forged a log line, terminal escapes passed through. Keys are escaped.
+#[test]
+fn object_keys_reach_the_log_escaped() {
+    let doc = r#"{"current_requests": 1, "queues": {"x\ninfo: poll recovered after 1.0s (1 failed polls of http://x)\u001b[31m": "full"}}"#;
+    let target = Target::start(Reply::Json(doc.into()));
+    let mapping = r#"{"metrics": [
+        {"name": "app_requests_current", "help": "h", "path": "/current_requests"},
+        {"name": "queue_depth", "help": "h", "each": "/queues", "labels": {"queue": "@key"}, "path": ""}]}"#;
+    let (_, exporter) = start_with_mapping("escaped-keys", mapping, &target, "0.2", &[]);
+    exporter.wait_for_line("app_requests_current 1");
+    let line = exporter.wait_for_log("mapping: queue_depth", Duration::from_secs(10));
+    assert_eq!(
+        line,
+        r#"warn: mapping: queue_depth: 1 sample(s) skipped, first: /queues/x\ninfo: poll recovered after 1.0s (1 failed polls of http:~1~1x)\u{1b}[31m: "full", not a number (add it to value_map)"#
+    );
+    exporter.wait_polls(2);
+    assert_eq!(exporter.log_lines("poll recovered"), [line]);
+    assert!(exporter.stderr().iter().all(|l| !l.contains('\u{1b}')));
 }

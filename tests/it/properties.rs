@@ -53,9 +53,9 @@ fn checkers_refuse_invalid_expositions() {
     }
 }
 
-/// Any JSON document through any valid mapping: no panic, and both formats pass the
-/// checkers. 3,000 cases; the generator is checked to reach every kind of metric with
-/// samples, `each` over arrays and objects, `@key` labels and value maps.
+/// Any JSON document through any valid mapping, transforms included: no panic, and both formats
+/// pass the checkers. 3,000 cases; the generator is checked to reach every kind of metric with
+/// samples, `each` over arrays and objects, `@key` labels, value maps and every transform.
 #[test]
 fn any_document_through_any_valid_mapping_renders_valid_expositions() {
     let mut refused = 0;
@@ -79,7 +79,7 @@ fn any_document_through_any_valid_mapping_renders_valid_expositions() {
         if let Err(e) = check_openmetrics(openmetrics) {
             panic!("OpenMetrics: {e}\n{openmetrics}\n{}", context());
         }
-        for family in case.families.iter().filter(|f| !f.samples.is_empty()) {
+        for family in case.families.iter().filter(|f| !f.is_empty()) {
             reached.insert(match family.kind {
                 exposition::Kind::Gauge => "gauge",
                 exposition::Kind::Counter => "counter",
@@ -109,6 +109,13 @@ fn any_document_through_any_valid_mapping_renders_valid_expositions() {
             if metric.get("label").is_some() {
                 reached.insert("enum label");
             }
+            for field in [
+                "regex", "parse", "units", "scale", "missing", "count", "exists", "where",
+            ] {
+                if metric.get(field).is_some() {
+                    reached.insert(field);
+                }
+            }
         }
     }
     let mut reached: Vec<&str> = reached.into_iter().collect();
@@ -117,14 +124,22 @@ fn any_document_through_any_valid_mapping_renders_valid_expositions() {
         reached,
         [
             "@key",
+            "count",
             "counter",
             "each array",
             "each object",
             "enum label",
+            "exists",
             "gauge",
             "info",
+            "missing",
+            "parse",
+            "regex",
+            "scale",
             "stateset",
-            "value_map"
+            "units",
+            "value_map",
+            "where"
         ]
     );
     assert!(refused < CASES / 4, "{refused} of {CASES} mappings refused");

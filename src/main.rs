@@ -111,15 +111,9 @@ fn run(mut config: Config) -> Result<(), StartError> {
     let poller = poll::Poller::new(&config.poll, Arc::clone(&files));
     let shared = snapshot::share(poller.snapshot(&[]));
     let for_poller = Arc::clone(&shared);
-    // A poller that stops (a panic: a bug) ends the process with status 1, so that the
-    // service manager starts a fresh one, instead of leaving the last snapshot to go stale.
     std::thread::Builder::new()
         .name("poller".into())
-        .spawn(move || {
-            let stopped = poll::run(poller, for_poller);
-            log::error!("{stopped}");
-            std::process::exit(1);
-        })
+        .spawn(move || poll::run(poller, for_poller))
         .map_err(StartError::Thread)?;
     let control = http::Control::default();
     signals::handle(signals, Arc::clone(&files), control.clone()).map_err(StartError::Signals)?;

@@ -11,7 +11,6 @@
 //! Knows nothing about HTTP serving or how the target is reached.
 
 use std::collections::{HashMap, VecDeque};
-use std::panic::{self, AssertUnwindSafe};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -365,35 +364,24 @@ impl Poller {
 /// overruns it is followed by the next one at once. A reload that changes the mapping or the
 /// credentials brings the next poll forward to now, and the rate goes on from there.
 ///
-/// Returns only if polling stopped: a panic (a bug), with its message. The caller ends the
-/// process then, rather than serve a snapshot that will never be renewed: the state a panic
-/// leaves cannot be trusted, and a service manager restarts a process that exits with an error.
-pub fn run(mut poller: Poller, shared: Shared) -> Stopped {
-    let polling = panic::catch_unwind(AssertUnwindSafe(|| -> std::convert::Infallible {
-        std::thread::sleep(start_offset(poller.interval, random_fraction()));
-        let mut next = Instant::now();
-        loop {
-            snapshot::publish(&shared, poller.poll());
-            next += poller.delay();
-            let now = Instant::now();
-            if next < now {
-                next = now;
-            }
-            if poller.files.sleep_until(next) {
-                next = Instant::now();
-            }
+/// A panic here (a bug: no input reaches one) ends the process in the release build (`panic =
+/// "abort"`), so that the service manager starts a fresh one; in any build, a poller that stops
+/// publishing leaves the snapshots to go stale, and a stale snapshot is served as
+/// `status_exporter_up 0` (see [`snapshot::current`]).
+pub fn run(mut poller: Poller, shared: Shared) -> ! {
+    std::thread::sleep(start_offset(poller.interval, random_fraction()));
+    let mut next = Instant::now();
+    loop {
+        snapshot::publish(&shared, poller.poll());
+        next += poller.delay();
+        let now = Instant::now();
+        if next < now {
+            next = now;
         }
-    }));
-    let panic = match polling {
-        Ok(never) => match never {},
-        Err(panic) => panic,
-    };
-    let message = panic
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "a panic".to_string());
-    Stopped(message)
+        if poller.files.sleep_until(next) {
+            next = Instant::now();
+        }
+    }
 }
 
 /// The kind of a mapped metric, as the status page names it.
@@ -409,21 +397,6 @@ fn kind_name(kind: &MetricKind) -> &'static str {
 /// Locks `mutex`, whose value stays whole even if a holder panicked.
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// Why polling stopped.
-#[derive(Debug)]
-pub struct Stopped(pub String);
-
-impl std::fmt::Display for Stopped {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "the poller stopped ({}); exiting so that the service manager starts the exporter \
-             again",
-            self.0
-        )
-    }
 }
 
 #[cfg(test)]

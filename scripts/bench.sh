@@ -14,6 +14,10 @@
 #                     with rustc) and the ratio of the two; the servers pinned to CPU 0, wrk to
 #                     CPU 1 (taskset)
 #   memory under load VmHWM (peak RSS) after 64 concurrent scraping connections for 5 s
+#   probes            /probe of a local target through a module (the tutorial mapping): with 1
+#                     connection, probes/s and p99 beside the target's own p99 measured alone in
+#                     the same run (and the difference); with 16 connections over 128 target
+#                     URLs, probes/s (wrk, 5 s each)
 #   1 MiB document    poll duration (fetch + parse + map, as status_exporter_poll_duration_seconds
 #                     reports it) for a 1 MiB document with a 300-metric mapping, and with those
 #                     plus `each` over 9,000 objects (27,300 series); peak RSS for each; for the
@@ -86,6 +90,8 @@ wire_rows=()
 # The scale curve (issue 16, item 2) is measured by scale_curve below, which fills these rows
 # (one per document).
 scale_rows=()
+# /probe (issue 13, item 7), filled by probe_bench below.
+probe_rows=()
 
 # The scale curve: documents whose `each` gives 300 to 300,000 series (a third of them
 # `item_value`, two thirds the states of `item_state`), each polled by its own exporter. Per
@@ -151,6 +157,73 @@ EOF
   done
 }
 
+# /probe (issue 13, item 7): the tutorial document served from memory by
+# scripts/bench/same_bytes.rs (the target), probed through a module with the tutorial mapping.
+# First the target alone, then /probe of it, with one connection each (wrk -t1 -c1, 5 s): every
+# probe is one fetch, and the probe's p99 over the target's own p99 is what the exporter adds
+# (connection to the target, request, mapping, rendering). Then 16 connections (wrk -t2 -c16,
+# 5 s) over 128 target URLs (the same server, a path per URL, as a Lua script of wrk asks), so
+# that concurrent probes are of different targets and each one fetches; the probes that shared
+# a fetch anyway are counted (status_exporter_probes_total{result="cached"}). The target and the
+# exporter on CPU 0, wrk on CPU 1. Fills probe_rows.
+probe_bench() {
+  local dir=$work/probe target before after cached
+  mkdir -p "$dir"
+  taskset -c 0 "$work/same_bytes" scripts/mappings/tutorial/document.json application/json >"$dir/target.port" &
+  pids+=($!)
+  for _ in $(seq 100); do
+    target=$(head -1 "$dir/target.port")
+    [ -n "$target" ] && break
+    sleep 0.05
+  done
+  [ -n "$target" ] || { echo "bench.sh: the probe target did not start" >&2; exit 1; }
+  cat >"$dir/config.json" <<EOF
+{"modules": {"tutorial": {"mapping": "$PWD/scripts/mappings/tutorial/mapping.json", "path": "/status", "allow": ["127.0.0.1/32"]}}}
+EOF
+  # The poller (for /metrics and /-/ready) polls the same target, once a minute.
+  start --config-file "$dir/config.json" --target-url "http://127.0.0.1:$target/status" --polling-interval-seconds 60
+  local probe="http://127.0.0.1:$port/probe?module=tutorial&target=127.0.0.1:$target"
+  curl -s "$probe" >"$dir/first.prom"
+  grep -qx 'status_exporter_probe_success 1' "$dir/first.prom" ||
+    { echo "bench.sh: /probe does not succeed:" >&2; cat "$dir/first.prom" "$work/stderr" >&2; exit 1; }
+  measure 1 1 "http://127.0.0.1:$target/status"
+  local target_rps=$rps target_p99=$p99
+  measure 1 1 "$probe"
+  local probe_rps=$rps probe_p99=$p99 probe_errors=$errors
+  local over
+  over=$(awk -v a="$(micros "$probe_p99")" -v b="$(micros "$target_p99")" 'BEGIN { printf "%.0f", a - b }')
+  echo "probes:            1 connection (wrk -t1 -c1): the target alone $target_rps requests/s, p99 $target_p99; /probe of it $probe_rps probes/s, p99 $probe_p99${probe_errors:+ ($probe_errors)}: ${over} µs over the target's p99"
+  probe_rows+=("| 1 (\`wrk -t1 -c1\`), one target | $(grouped "${probe_rps%.*}") probes/s${probe_errors:+; $probe_errors} | $probe_p99 | $target_p99 ($(grouped "${target_rps%.*}") requests/s) | $over µs |")
+  cat >"$dir/targets.lua" <<EOF
+-- Each thread asks for its own 64 target URLs in turn (the same server, a path per URL).
+local threads = 0
+function setup(thread)
+  threads = threads + 1
+  thread:set("id", threads)
+end
+local n = 0
+function request()
+  n = n + 1
+  return wrk.format("GET", "/probe?module=tutorial&target=http%3A%2F%2F127.0.0.1%3A$target%2F" .. id .. "%2F" .. (n % 64))
+end
+EOF
+  shared() {
+    curl -s "http://127.0.0.1:$port/metrics" >"$dir/own.prom"
+    awk -v k='status_exporter_probes_total{module="tutorial",result="cached"}' '$1 == k { print $2 }' "$dir/own.prom"
+  }
+  before=$(shared)
+  measure 2 16 "http://127.0.0.1:$port/" -s "$dir/targets.lua"
+  after=$(shared)
+  if [ -n "$before" ] && [ -n "$after" ]; then
+    cached=$(grouped "$(awk -v a="$after" -v b="$before" 'BEGIN { printf "%.0f", a - b }')")
+  else
+    cached="an unknown number (no status_exporter_probes_total{result=\"cached\"} on /metrics)"
+  fi
+  echo "probes:            16 connections (wrk -t2 -c16) over 128 targets: $rps probes/s, p99 $p99${errors:+ ($errors)}; $cached of them shared another probe's fetch"
+  probe_rows+=("| 16 (\`wrk -t2 -c16\`), 128 targets | $(grouped "${rps%.*}") probes/s${errors:+; $errors}; $cached shared a fetch | $p99 | | |")
+  kill "$pid" "${pids[-1]}"
+}
+
 describe() {
   case $(file -b "$1" 2>/dev/null || true) in
     *"statically linked"* | *"static-pie linked"*) echo "static" ;;
@@ -203,10 +276,11 @@ for _ in $(seq 100); do
   [ -n "$same_port" ] && break
   sleep 0.05
 done
-# wrk's figures for one URL: sets $rps, $p99 and $errors.
+# wrk's figures for one URL (THREADS CONNECTIONS URL [more wrk options]): sets $rps, $p99 and
+# $errors.
 measure() {
   local out
-  out=$(taskset -c 1 wrk -t "$1" -c "$2" -d 5s --latency "$3")
+  out=$(taskset -c 1 wrk -t "$1" -c "$2" -d 5s --latency "${@:4}" "$3")
   rps=$(awk '/Requests\/sec/ { print $2 }' <<<"$out")
   p99=$(awk '$1 == "99%" { print $2 }' <<<"$out")
   errors=$(grep -E 'Non-2xx|Socket errors' <<<"$out" || true)
@@ -239,6 +313,9 @@ threads=$(status "$pid" Threads)
 echo "memory under load: $peak peak resident with 64 connections; $threads threads after"
 budget_rows+=("| resident memory, peak, 64 scraping connections (wrk, 5 s) | ≤ 8 MiB | $peak |")
 kill "$pid"
+
+# /probe: probes per second, and the probe's p99 over the target's own.
+probe_bench
 
 # A 1 MiB document, mapped twice: by 300 gauges at fixed places (the budget: a few hundred
 # metrics), and by those plus `each` over an array of 9,000 objects (27,300 series: linear, not
@@ -358,6 +435,18 @@ kind=$(describe "$bin")
   echo "| connections | /metrics | same bytes, std | /metrics / std | p99 /metrics / std |"
   echo "|---|---|---|---|---|"
   printf '%s\n' "${scrape_rows[@]}"
+  echo
+  echo "## Probes"
+  echo
+  echo "\`/probe\` of a target that serves the tutorial document from memory (\`scripts/bench/same_bytes.rs\`),"
+  echo "through a module with the tutorial mapping; the target's own latency measured alone in the"
+  echo "same run. The target and the exporter pinned to CPU 0, wrk to CPU 1, 5 s each. With 16"
+  echo "connections the probes go to 128 target URLs (a path each, on the same server), so that"
+  echo "concurrent probes fetch rather than share a fetch."
+  echo
+  echo "| connections | /probe | probe p99 | target p99, alone | probe p99 over the target's |"
+  echo "|---|---|---|---|---|"
+  printf '%s\n' "${probe_rows[@]}"
   echo
   echo "## A 1 MiB document"
   echo

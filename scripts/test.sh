@@ -21,13 +21,14 @@ cd "$(dirname "$0")/.." || exit 2
 
 # Debian packages the tests use, each with a command it provides (checked to see whether the
 # package is there):
-#   prometheus                 promtool and the Prometheus server (tests/external/prometheus.rs)
+#   prometheus                 promtool and the Prometheus server (tests/external/prometheus.rs,
+#                              tests/external/probe.rs)
 #   qemu-user-static           runs the aarch64 binary (tests/external/ship.rs)
 #   systemd                    systemd-analyze verify of the units (tests/external/ship.rs)
 #   openssl                    a private CA and a TLS target (tests/external/tls.rs)
 #   musl-tools                 x86_64-linux-musl-gcc: ring's C code in the static HTTPS builds
 #   python3-prometheus-client  the Python client's OpenMetrics parser (tests/external/formats.rs)
-#   coreutils                  chroot and env (tests/external)
+#   coreutils                  chroot, env and md5sum (tests/external)
 #   git                        the commit that --version names (tests/external/ship.rs)
 #   busybox-static             BusyBox sh and start-stop-daemon for the init scripts, which
 #                              the package named shellcheck lints (tests/external/init.rs)

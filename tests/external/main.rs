@@ -1,5 +1,5 @@
 //! The tests that need tools from outside Rust: the real Prometheus server and promtool
-//! (`prometheus.rs`), the OpenMetrics parser of the Python client (`formats.rs`), `htpasswd` and
+//! (`prometheus.rs`; `probe.rs`: 50 targets over two exporters through `/probe`), the OpenMetrics parser of the Python client (`formats.rs`), `htpasswd` and
 //! headless Chromium (`operating.rs`), the static musl builds, qemu, chroot and systemd-analyze
 //! (`ship.rs`), BusyBox, shellcheck and OpenRC for the init scripts of hosts without systemd
 //! (`init.rs`), a Docker daemon and Compose (`container.rs`), and, in the build with the
@@ -14,6 +14,7 @@ mod container;
 mod formats;
 mod init;
 mod operating;
+mod probe;
 mod prometheus;
 mod ship;
 #[cfg(feature = "https")]

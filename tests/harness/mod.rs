@@ -3,7 +3,7 @@
 //! server and the real exporter binary, both on 127.0.0.1 with ports chosen by the kernel.
 //!
 //! - [`Target`] is an HTTP server whose answer the test sets ([`Reply`]) and changes while the
-//!   exporter runs; it records every request it receives.
+//!   exporter runs; it records every request it receives, and can be stopped ([`Target::stop`]).
 //! - [`Exporter`] runs the binary built by cargo with a clean environment
 //!   ([`Exporter::start`]), or any command that ends up running it, such as `chroot` or `sh`
 //!   ([`Exporter::spawn`]); finds its port from the start-up log line (never a fixed port or a
@@ -74,6 +74,7 @@ pub struct Target {
     pub addr: SocketAddr,
     reply: Arc<Mutex<Reply>>,
     seen: Arc<Mutex<Vec<Seen>>>,
+    stopped: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Target {
@@ -90,14 +91,37 @@ impl Target {
         let addr = listener.local_addr().expect("local address");
         let reply = Arc::new(Mutex::new(reply));
         let seen = Arc::new(Mutex::new(Vec::new()));
-        let (r, s) = (Arc::clone(&reply), Arc::clone(&seen));
+        let stopped = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (r, s, stop) = (Arc::clone(&reply), Arc::clone(&seen), Arc::clone(&stopped));
         thread::spawn(move || {
             for stream in listener.incoming().flatten() {
+                if stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    break; // the listener closes: later connections are refused
+                }
                 let (r, s) = (Arc::clone(&r), Arc::clone(&s));
                 thread::spawn(move || answer(stream, &r, &s));
             }
         });
-        Target { addr, reply, seen }
+        Target {
+            addr,
+            reply,
+            seen,
+            stopped,
+        }
+    }
+
+    /// Stops listening, as a target that went down: once this returns, connections to
+    /// [`Target::addr`] are refused. Answers already under way finish.
+    pub fn stop(&self) {
+        self.stopped
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        // Wakes the accepting thread, which sees the flag and drops the listener.
+        let _ = TcpStream::connect(self.addr);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(self.addr).is_ok() {
+            assert!(Instant::now() < deadline, "{} still accepts", self.addr);
+            thread::sleep(Duration::from_millis(10));
+        }
     }
 
     pub fn set(&self, reply: Reply) {

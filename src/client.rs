@@ -146,6 +146,19 @@ pub fn any_address(_: SocketAddr) -> Result<(), Failure> {
     Ok(())
 }
 
+/// Headers that the client or the connection sets, lowercase: configuring them would send two
+/// `Host` headers, or describe a body or a connection that the request does not have.
+pub const MANAGED_HEADERS: [&str; 8] = [
+    "host",
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "keep-alive",
+    "te",
+    "trailer",
+    "upgrade",
+];
+
 /// Redirects followed within one fetch.
 const MAX_REDIRECTS: usize = 5;
 

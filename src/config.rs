@@ -10,11 +10,14 @@ use std::ffi::OsString;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
+use crate::client;
 use crate::files::{self, Auth, FileError};
 use crate::http;
 use crate::mapping::{self, Mapping};
+use crate::probe::Modules;
 use crate::target::{self, HostError, Target, UrlError};
 use crate::tls::{self, CaSetting, Trust};
 
@@ -214,6 +217,8 @@ pub struct PollSettings {
     pub mapping_file: Option<PathBuf>,
     /// The mapping in use at start-up (the file's, or the built-in one).
     pub mapping: Mapping,
+    /// The modules of `/probe` the file declares at start-up (none without a file).
+    pub modules: Arc<Modules>,
     /// The most series one poll may give; a document that gives more fails the poll.
     /// MAX_SERIES, default 100,000.
     pub max_series: usize,
@@ -520,9 +525,9 @@ pub fn parse(
         None => DEFAULT_MAX_SERIES,
     };
     let mapping_file = file.map(|raw| PathBuf::from(raw.value));
-    let mapping = match &mapping_file {
+    let (mapping, modules) = match &mapping_file {
         Some(path) => files::read_mapping(path).map_err(ConfigError::File)?,
-        None => mapping::builtin(),
+        None => (mapping::builtin(), Arc::default()),
     };
     let config = Config {
         poll: PollSettings {
@@ -537,6 +542,7 @@ pub fn parse(
             },
             mapping_file,
             mapping,
+            modules,
             max_series,
             gzip,
         },
@@ -555,19 +561,6 @@ pub fn parse(
         (None, false) => Command::Serve(config),
     })
 }
-
-/// Headers that the exporter or the connection sets: configuring them would send two `Host`
-/// headers, or describe a body or a connection that the request does not have.
-const MANAGED_HEADERS: [&str; 8] = [
-    "host",
-    "content-length",
-    "transfer-encoding",
-    "connection",
-    "keep-alive",
-    "te",
-    "trailer",
-    "upgrade",
-];
 
 /// Parses `NAME: VALUE` lines (blank ones skipped). Messages never show a value: it may be a key.
 fn parse_headers<'a>(
@@ -598,7 +591,7 @@ fn parse_headers<'a>(
             ));
         }
         let lower = name.to_ascii_lowercase();
-        if MANAGED_HEADERS.contains(&lower.as_str()) {
+        if client::MANAGED_HEADERS.contains(&lower.as_str()) {
             return Err(invalid("is set by the exporter; remove it"));
         }
         if headers.iter().any(|(n, _)| n.eq_ignore_ascii_case(name)) {

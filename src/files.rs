@@ -20,12 +20,13 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
 use crate::log;
 use crate::mapping::{self, Mapping};
 use crate::password::{self, Hash, Stored};
+use crate::probe::{self, Modules};
 use crate::watch::{Refresh, Watched};
 
 /// Credentials for the target, kept in files so that they stay out of `ps`, the environment and
@@ -391,8 +392,13 @@ pub fn read_web_users(path: &Path, setting: &str) -> Result<Users, FileError> {
     Ok(users)
 }
 
-/// Reads and validates a mapping file (its format is `mapping.rs`'s).
-pub fn read_mapping(path: &Path) -> Result<Mapping, FileError> {
+/// What the mapping file (CONFIG_FILE) holds: the metrics of `/metrics` and the modules of
+/// `/probe`.
+pub type Loaded = (Mapping, Arc<Modules>);
+
+/// Reads and validates a mapping file: its metrics (the format is `mapping.rs`'s) and its
+/// modules (`probe/module.rs`'s), with the files the modules name.
+pub fn read_mapping(path: &Path) -> Result<Loaded, FileError> {
     let unreadable = |error| FileError::MappingUnreadable {
         path: path.to_path_buf(),
         error,
@@ -400,10 +406,13 @@ pub fn read_mapping(path: &Path) -> Result<Mapping, FileError> {
     let bytes = read_file(path, MAX_MAPPING_BYTES).map_err(unreadable)?;
     let text = String::from_utf8(bytes)
         .map_err(|_| unreadable("it is not UTF-8 text; write the mapping as JSON".into()))?;
-    mapping::parse(&text).map_err(|error| FileError::Mapping {
+    let invalid = |error| FileError::Mapping {
         path: path.to_path_buf(),
         error,
-    })
+    };
+    let mapping = mapping::parse(&text).map_err(invalid)?;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    Ok((mapping, probe::parse(&text, dir).map_err(invalid)?))
 }
 
 /// Standard base64 with padding (RFC 4648, section 4), for basic auth.
@@ -536,6 +545,11 @@ impl Credentials {
             }
             Err(e) => format!("{e}; requests go without credentials until the file can be read"),
         }
+    }
+
+    /// The credentials' settings.
+    pub fn auth(&self) -> &Auth {
+        &self.auth
     }
 
     /// The value of the `Authorization` header; None until a read succeeds.
@@ -748,16 +762,16 @@ impl UsersState {
     }
 }
 
-/// The mapping file: its last good mapping, re-read when it changes.
+/// The mapping file: its last good mapping and modules, re-read when it changes.
 pub struct MappingFile {
-    file: Watched<Mapping>,
+    file: Watched<Loaded>,
     /// The mapping changed since the poller last took it ([`MappingFile::take_new`]).
     new: bool,
 }
 
 impl MappingFile {
     /// The file at `path`, whose current version was read into `mapping` at start-up.
-    pub fn new(path: PathBuf, mapping: Mapping) -> MappingFile {
+    pub fn new(path: PathBuf, mapping: Loaded) -> MappingFile {
         MappingFile {
             file: Watched::new(path, mapping),
             new: false,
@@ -790,10 +804,14 @@ impl MappingFile {
 
     fn line(&self, outcome: &Result<bool, FileError>) -> String {
         let path = self.file.path.display();
-        let count = self.file.value.metrics.len();
+        let mut count = format!("{} metrics", self.file.value.0.metrics.len());
+        let modules = self.file.value.1.list.len();
+        if modules > 0 {
+            count += &format!(", {modules} modules");
+        }
         match outcome {
-            Ok(true) => format!("mapping reloaded from {path}: {count} metrics"),
-            Ok(false) => format!("mapping unchanged in {path}: {count} metrics"),
+            Ok(true) => format!("mapping reloaded from {path}: {count}"),
+            Ok(false) => format!("mapping unchanged in {path}: {count}"),
             Err(e) => format!("mapping not reloaded, the previous one stays in use: {e}"),
         }
     }
@@ -805,7 +823,12 @@ impl MappingFile {
 
     /// The mapping, if it changed since the last call.
     pub fn take_new(&mut self) -> Option<Mapping> {
-        std::mem::take(&mut self.new).then(|| self.file.value.clone())
+        std::mem::take(&mut self.new).then(|| self.file.value.0.clone())
+    }
+
+    /// The modules of `/probe` in use.
+    pub fn modules(&self) -> Arc<Modules> {
+        Arc::clone(&self.file.value.1)
     }
 
     /// The last read failed.
@@ -841,7 +864,7 @@ impl Files {
     /// The files the settings name: the mapping file with the mapping read from it at start-up,
     /// the target's credentials and the users of `WEB_BASIC_AUTH_FILE` (both read now).
     pub fn open(
-        mapping: Option<(PathBuf, Mapping)>,
+        mapping: Option<(PathBuf, Loaded)>,
         credentials: Option<Auth>,
         users: Option<PathBuf>,
     ) -> Files {

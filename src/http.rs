@@ -104,6 +104,8 @@ pub struct Request<'a> {
     /// The target's path without the query string, not percent-decoded: `/metrics` for
     /// `GET /metrics?x=1` and for `GET http://host:9100/metrics`. Always starts with `/`.
     pub path: &'a str,
+    /// The query string after `?`, not percent-decoded; empty when there is none.
+    pub query: &'a str,
     headers: &'a [httparse::Header<'a>],
 }
 
@@ -677,7 +679,7 @@ where
         Ok(frame) => frame,
         Err(status) => return Answer::Refuse { status, head_only },
     };
-    let Some(path) = parsed.path.and_then(path_of) else {
+    let Some((path, query)) = parsed.path.and_then(path_of) else {
         return Answer::Refuse {
             status: 400,
             head_only,
@@ -710,6 +712,7 @@ where
     let request = Request {
         method: parsed.method.unwrap_or(""),
         path,
+        query,
         headers: parsed.headers,
     };
     let response = handle(&request);
@@ -818,9 +821,10 @@ fn framing(request: &httparse::Request, limits: &Limits) -> Result<Frame, u16> {
     })
 }
 
-/// The path of a request target without its query: origin-form as is, absolute-form
-/// (`http://host/path`) without scheme and authority. `None` for any other form.
-fn path_of(target: &str) -> Option<&str> {
+/// The path and the query (after `?`, empty when none) of a request target: origin-form as
+/// is, absolute-form (`http://host/path?query`) without scheme and authority. `None` for any
+/// other form.
+fn path_of(target: &str) -> Option<(&str, &str)> {
     let path = if target.starts_with('/') {
         target
     } else {
@@ -835,10 +839,11 @@ fn path_of(target: &str) -> Option<&str> {
         let rest = &target[scheme_len..];
         match rest.find(['/', '?']) {
             Some(i) if rest.as_bytes()[i] == b'/' => &rest[i..],
-            _ => "/",
+            Some(i) => return Some(("/", &rest[i + 1..])),
+            None => "/",
         }
     };
-    Some(path.split('?').next().unwrap_or(path))
+    Some(path.split_once('?').unwrap_or((path, "")))
 }
 
 /// The response's head, and its body (shared, not copied), for one vectored write.

@@ -18,6 +18,7 @@ pub mod own_metrics;
 pub mod page;
 pub mod password;
 pub mod poll;
+pub mod probe;
 pub mod process;
 pub mod rng;
 pub mod server;

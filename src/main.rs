@@ -12,7 +12,7 @@ use std::sync::Arc;
 use status_exporter::config::{self, Command, Config};
 use status_exporter::files::Files;
 use status_exporter::target::Target;
-use status_exporter::{commands, demo, http, log, poll, server, signals, snapshot};
+use status_exporter::{commands, demo, http, log, poll, probe, server, signals, snapshot};
 
 fn main() -> ExitCode {
     let command = config::parse(std::env::args_os().skip(1).collect(), |name| {
@@ -100,11 +100,10 @@ fn run(mut config: Config) -> Result<(), StartError> {
         )
     })?;
     let files = Arc::new(Files::open(
-        config
-            .poll
-            .mapping_file
-            .clone()
-            .map(|path| (path, config.poll.mapping.clone())),
+        config.poll.mapping_file.clone().map(|path| {
+            let modules = Arc::clone(&config.poll.modules);
+            (path, (config.poll.mapping.clone(), modules))
+        }),
         config.poll.request.auth.clone(),
         config.serve.web_auth_file.clone(),
     ));
@@ -118,7 +117,8 @@ fn run(mut config: Config) -> Result<(), StartError> {
     let control = http::Control::default();
     signals::handle(signals, Arc::clone(&files), control.clone()).map_err(StartError::Signals)?;
     log::info!("{}", commands::startup_line(&config, local));
-    server::serve(listener, shared, files, &config.serve, control)
+    let probes = probe::Probes::new(config.poll.max_series);
+    server::serve(listener, shared, files, probes, &config.serve, control)
 }
 
 /// Sets what the whole process shares, before any thread starts: the signals that the signal

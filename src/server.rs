@@ -20,6 +20,7 @@ use crate::files::Files;
 use crate::gzip;
 use crate::http::{self, Body, Control, Limits, Request, Response};
 use crate::page;
+use crate::probe::{self, Modules, Probes};
 use crate::process;
 use crate::snapshot::{self, Shared};
 
@@ -30,25 +31,62 @@ pub fn serve(
     listener: TcpListener,
     shared: Shared,
     files: Arc<Files>,
+    probes: Probes,
     settings: &ServeSettings,
     control: Control,
 ) -> ! {
-    let settings = settings.clone();
-    let process = Mutex::new(None);
+    let state = State {
+        shared,
+        process: Mutex::new(None),
+        files,
+        probes,
+        settings: settings.clone(),
+    };
     http::serve(listener, Limits::default(), control, move |request| {
-        respond(request, &shared, &process, &files, &settings)
+        respond(request, &state)
     })
 }
 
-fn respond(
-    request: &Request,
-    shared: &Shared,
-    process: &Mutex<Option<Arc<ProcessPart>>>,
-    files: &Arc<Files>,
-    settings: &ServeSettings,
-) -> Response {
+/// What every response is made from.
+struct State {
+    shared: Shared,
+    process: Mutex<Option<Arc<ProcessPart>>>,
+    files: Arc<Files>,
+    probes: Probes,
+    settings: ServeSettings,
+}
+
+impl State {
+    /// The modules of `/probe` in use (the mapping file brought up to date first when
+    /// `refresh`); none without a mapping file.
+    fn modules(&self, refresh: bool) -> Option<Arc<Modules>> {
+        let mut file = self
+            .files
+            .mapping
+            .as_ref()?
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if refresh {
+            file.refresh();
+        }
+        Some(file.modules()).filter(|m| !m.list.is_empty())
+    }
+}
+
+fn respond(request: &Request, state: &State) -> Response {
+    let State {
+        shared,
+        process,
+        files,
+        probes,
+        settings,
+    } = state;
     let reload = request.path == "/-/reload";
-    let known = matches!(request.path, "/" | "/metrics" | "/-/healthy" | "/-/ready");
+    let modules = (request.path == "/probe")
+        .then(|| state.modules(true))
+        .flatten();
+    let known =
+        matches!(request.path, "/" | "/metrics" | "/-/healthy" | "/-/ready") || modules.is_some();
     if reload && !settings.enable_reload {
         return plain(
             404,
@@ -61,7 +99,7 @@ fn respond(
     }
     // The health endpoints stay open: orchestrators and load balancers probe them without
     // credentials, and they tell nothing but "up" and "ready".
-    let protected = matches!(request.path, "/" | "/metrics") || reload;
+    let protected = matches!(request.path, "/" | "/metrics" | "/probe") || reload;
     if let (true, Some(users)) = (protected, &files.users) {
         let credentials = basic_credentials(request.header("authorization"));
         if !credentials.is_some_and(|c| users.check(c)) {
@@ -116,7 +154,43 @@ fn respond(
             };
             let compress = accepts_gzip(request.header("accept-encoding"));
             let mut headers = vec![("Content-Type", format.content_type().into())];
-            let body = metrics(shared, process, format, compress, &mut headers);
+            let Some(modules) = modules else {
+                // The probes' counters, when there are modules, before the process metrics.
+                let probing = state.modules(false).map(|m| {
+                    let mut out = String::new();
+                    exposition::render(&probes.families(&m), format, &mut out);
+                    out.into_bytes()
+                });
+                let body = metrics(shared, process, format, compress, probing, &mut headers);
+                return Response {
+                    status: 200,
+                    headers,
+                    body,
+                };
+            };
+            // `/probe`: the result, then its age.
+            let timeout = request.header("x-prometheus-scrape-timeout-seconds");
+            let served = match probes.probe(&modules, request.query, timeout) {
+                Ok(served) => served,
+                Err((status, text)) => return plain(status, &text),
+            };
+            let mut tail = String::new();
+            exposition::render(&probe::age(served.age), format, &mut tail);
+            if format == Format::OpenMetrics {
+                tail.push_str(exposition::EOF);
+            }
+            let body = served.result.rendition.body(format);
+            headers.push(("Vary", "Accept, Accept-Encoding".into()));
+            let body = match (&body.gzip, compress) {
+                (Some(gzipped), true) => {
+                    headers.push(("Content-Encoding", "gzip".into()));
+                    Body(vec![
+                        Arc::clone(gzipped),
+                        gzip::stored(tail.as_bytes()).into(),
+                    ])
+                }
+                _ => Body(vec![Arc::clone(&body.text), tail.into_bytes().into()]),
+            };
             Response {
                 status: 200,
                 headers,
@@ -157,13 +231,15 @@ fn plain(status: u16, body: &str) -> Response {
 }
 
 /// The scrape body: the latest snapshot's bytes (its stale rendition once it is too old), then
-/// the process metrics; as gzip (two members, adding `Content-Encoding`) when the scraper
-/// accepts it and the snapshot has a compressed copy. Nothing is copied or compressed here.
+/// the probes' counters (`probing`, small, when there are modules), then the process metrics;
+/// as gzip (a member each, adding `Content-Encoding`) when the scraper accepts it and the
+/// snapshot has a compressed copy. Nothing large is copied or compressed here.
 fn metrics(
     shared: &Shared,
     process: &Mutex<Option<Arc<ProcessPart>>>,
     format: Format,
     compress: bool,
+    probing: Option<Vec<u8>>,
     headers: &mut Vec<(&'static str, String)>,
 ) -> Body {
     let (snapshot, _) = snapshot::current(shared);
@@ -171,13 +247,22 @@ fn metrics(
     let process = ProcessPart::current(process);
     let process = process.body(format);
     headers.push(("Vary", "Accept, Accept-Encoding".into()));
-    match (&body.gzip, compress) {
-        (Some(gzipped), true) => {
-            headers.push(("Content-Encoding", "gzip".into()));
-            Body(vec![Arc::clone(gzipped), Arc::clone(&process.gzip)])
-        }
-        _ => Body(vec![Arc::clone(&body.text), Arc::clone(&process.text)]),
+    let gzipped = body.gzip.as_ref().filter(|_| compress);
+    let mut parts = vec![Arc::clone(gzipped.unwrap_or(&body.text))];
+    if let Some(probing) = probing {
+        parts.push(match gzipped {
+            Some(_) => gzip::stored(&probing).into(),
+            None => probing.into(),
+        });
     }
+    parts.push(Arc::clone(match gzipped {
+        Some(_) => &process.gzip,
+        None => &process.text,
+    }));
+    if gzipped.is_some() {
+        headers.push(("Content-Encoding", "gzip".into()));
+    }
+    Body(parts)
 }
 
 /// The process metrics as a scrape appends them, in both formats (OpenMetrics with the closing

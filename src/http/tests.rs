@@ -944,16 +944,16 @@ fn absurd_timeouts_do_not_panic() {
 
 #[test]
 fn paths() {
-    fn check(target: &str, expected: Option<&str>) {
+    fn check(target: &str, expected: Option<(&str, &str)>) {
         assert_eq!(path_of(target), expected, "{target:?}");
     }
-    check("/", Some("/"));
-    check("/metrics?name[]=a&b", Some("/metrics"));
-    check("/a?b?c", Some("/a"));
-    check("/%2e%2e/x", Some("/%2e%2e/x"));
-    check("http://example.com/metrics?x", Some("/metrics"));
-    check("HTTPS://example.com:9100", Some("/"));
-    check("http://example.com?x=/y", Some("/"));
+    check("/", Some(("/", "")));
+    check("/metrics?name[]=a&b", Some(("/metrics", "name[]=a&b")));
+    check("/a?b?c", Some(("/a", "b?c")));
+    check("/%2e%2e/x", Some(("/%2e%2e/x", "")));
+    check("http://example.com/metrics?x", Some(("/metrics", "x")));
+    check("HTTPS://example.com:9100", Some(("/", "")));
+    check("http://example.com?x=/y", Some(("/", "x=/y")));
     check("*", None);
     check("example.com:443", None);
     check("ftp://example.com/", None);

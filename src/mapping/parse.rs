@@ -25,15 +25,22 @@ pub fn parse(text: &str) -> Result<Mapping, String> {
     let Value::Object(root) = root else {
         return Err(r#"the top level must be an object: {"metrics": [...]}"#.to_string());
     };
-    if let Some(key) = root.keys().find(|k| *k != "metrics") {
+    // `modules` and `probe` are the format of `/probe` (`probe/module.rs`), checked there.
+    if let Some(key) = root
+        .keys()
+        .find(|k| !matches!(k.as_str(), "metrics" | "modules" | "probe"))
+    {
         return Err(format!(
-            "unknown top-level field {key:?} (the only field is \"metrics\")"
+            "unknown top-level field {key:?} (the fields are \"metrics\", \"modules\" and \"probe\")"
         ));
     }
-    let Some(Value::Array(items)) = root.get("metrics") else {
-        return Err(r#""metrics" must be an array of metric objects"#.to_string());
+    let modules = root.contains_key("modules");
+    let items = match root.get("metrics") {
+        Some(Value::Array(items)) => &items[..],
+        None if modules => &[],
+        _ => return Err(r#""metrics" must be an array of metric objects"#.to_string()),
     };
-    if items.is_empty() {
+    if items.is_empty() && !modules {
         return Err(r#""metrics" is empty: add at least one metric"#.to_string());
     }
     let mut metrics: Vec<Metric> = Vec::with_capacity(items.len());

@@ -676,7 +676,7 @@ fn validation() {
     );
     check_invalid(
         r#"{"metrics": [], "x": 1}"#,
-        r#"unknown top-level field "x" (the only field is "metrics")"#,
+        r#"unknown top-level field "x" (the fields are "metrics", "modules" and "probe")"#,
     );
     check_invalid(
         r#"{"metrics": []}"#,

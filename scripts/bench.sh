@@ -187,13 +187,15 @@ EOF
   grep -qx 'status_exporter_probe_success 1' "$dir/first.prom" ||
     { echo "bench.sh: /probe does not succeed:" >&2; cat "$dir/first.prom" "$work/stderr" >&2; exit 1; }
   measure 1 1 "http://127.0.0.1:$target/status"
-  local target_rps=$rps target_p99=$p99
+  local target_rps=$rps target_p50=$p50 target_p99=$p99
   measure 1 1 "$probe"
-  local probe_rps=$rps probe_p99=$p99 probe_errors=$errors
-  local over
-  over=$(awk -v a="$(micros "$probe_p99")" -v b="$(micros "$target_p99")" 'BEGIN { printf "%.0f", a - b }')
-  echo "probes:            1 connection (wrk -t1 -c1): the target alone $target_rps requests/s, p99 $target_p99; /probe of it $probe_rps probes/s, p99 $probe_p99${probe_errors:+ ($probe_errors)}: ${over} µs over the target's p99"
-  probe_rows+=("| 1 (\`wrk -t1 -c1\`), one target | $(grouped "${probe_rps%.*}") probes/s${probe_errors:+; $probe_errors} | $probe_p99 | $target_p99 ($(grouped "${target_rps%.*}") requests/s) | $over µs |")
+  local probe_rps=$rps probe_p50=$p50 probe_p99=$p99 probe_errors=$errors
+  local over50 over99
+  difference() { awk -v a="$(micros "$1")" -v b="$(micros "$2")" 'BEGIN { printf "%.0f", a - b }'; }
+  over50=$(difference "$probe_p50" "$target_p50")
+  over99=$(difference "$probe_p99" "$target_p99")
+  echo "probes:            1 connection (wrk -t1 -c1): the target alone $target_rps requests/s, p50 $target_p50, p99 $target_p99; /probe of it $probe_rps probes/s, p50 $probe_p50, p99 $probe_p99${probe_errors:+ ($probe_errors)}: p99 ${over99} µs over the target's (p50 ${over50} µs)"
+  probe_rows+=("| 1 (\`wrk -t1 -c1\`), one target | $(grouped "${probe_rps%.*}") probes/s${probe_errors:+; $probe_errors} | $probe_p50, $probe_p99 | $target_p50, $target_p99 ($(grouped "${target_rps%.*}") requests/s) | $over50 µs, $over99 µs |")
   cat >"$dir/targets.lua" <<EOF
 -- Each thread asks for its own 64 target URLs in turn (the same server, a path per URL).
 local threads = 0
@@ -219,8 +221,8 @@ EOF
   else
     cached="an unknown number (no status_exporter_probes_total{result=\"cached\"} on /metrics)"
   fi
-  echo "probes:            16 connections (wrk -t2 -c16) over 128 targets: $rps probes/s, p99 $p99${errors:+ ($errors)}; $cached of them shared another probe's fetch"
-  probe_rows+=("| 16 (\`wrk -t2 -c16\`), 128 targets | $(grouped "${rps%.*}") probes/s${errors:+; $errors}; $cached shared a fetch | $p99 | | |")
+  echo "probes:            16 connections (wrk -t2 -c16) over 128 targets: $rps probes/s, p50 $p50, p99 $p99${errors:+ ($errors)}; $cached of them shared another probe's fetch"
+  probe_rows+=("| 16 (\`wrk -t2 -c16\`), 128 targets | $(grouped "${rps%.*}") probes/s${errors:+; $errors}; $cached shared a fetch | $p50, $p99 | | |")
   kill "$pid" "${pids[-1]}"
 }
 
@@ -276,12 +278,13 @@ for _ in $(seq 100); do
   [ -n "$same_port" ] && break
   sleep 0.05
 done
-# wrk's figures for one URL (THREADS CONNECTIONS URL [more wrk options]): sets $rps, $p99 and
-# $errors.
+# wrk's figures for one URL (THREADS CONNECTIONS URL [more wrk options]): sets $rps, $p50, $p99
+# and $errors.
 measure() {
   local out
   out=$(taskset -c 1 wrk -t "$1" -c "$2" -d 5s --latency "${@:4}" "$3")
   rps=$(awk '/Requests\/sec/ { print $2 }' <<<"$out")
+  p50=$(awk '$1 == "50%" { print $2 }' <<<"$out")
   p99=$(awk '$1 == "99%" { print $2 }' <<<"$out")
   errors=$(grep -E 'Non-2xx|Socket errors' <<<"$out" || true)
 }
@@ -442,9 +445,10 @@ kind=$(describe "$bin")
   echo "through a module with the tutorial mapping; the target's own latency measured alone in the"
   echo "same run. The target and the exporter pinned to CPU 0, wrk to CPU 1, 5 s each. With 16"
   echo "connections the probes go to 128 target URLs (a path each, on the same server), so that"
-  echo "concurrent probes fetch rather than share a fetch."
+  echo "concurrent probes fetch rather than share a fetch. What the figures mean:"
+  echo "[performance.md](performance.md#reading-the-figures)."
   echo
-  echo "| connections | /probe | probe p99 | target p99, alone | probe p99 over the target's |"
+  echo "| connections | /probe | probe p50, p99 | target alone, p50, p99 | probe over the target, p50, p99 |"
   echo "|---|---|---|---|---|"
   printf '%s\n' "${probe_rows[@]}"
   echo

@@ -14,6 +14,7 @@ use crate::exposition;
 use crate::files;
 use crate::log;
 use crate::mapping;
+use crate::probe;
 
 /// Where the mapping comes from, for the start-up line and `--check-config`.
 pub fn mapping_source(config: &Config) -> String {
@@ -101,6 +102,9 @@ pub fn summary(config: &Config) -> String {
     out += &format!("  mapping:       {}\n", mapping_source(config));
     for metric in config.poll.mapping.metrics.iter() {
         out += &format!("    {metric}\n");
+    }
+    for module in &config.poll.modules.list {
+        out += &format!("  module {}\n", probe::describe(module));
     }
     out
 }

@@ -17,7 +17,7 @@ mod plan;
 mod transform;
 
 pub use apply::{apply, apply_into, Applied, ApplyError, Skipped};
-pub use parse::parse;
+pub use parse::{parse, parse_value};
 pub use transform::{Factor, Parse};
 
 /// The built-in mapping: the tutorial exporter's metrics, names, HELP texts and states.

@@ -12,7 +12,6 @@
 //! at every connection), content negotiation and gzip `server.rs`'s.
 
 use std::cell::Cell;
-use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
@@ -34,6 +33,12 @@ pub use module::{describe, parse, Module, Modules, MAX_IN_FLIGHT};
 /// Entries of finished fetches kept at most (those still in their `min_interval_seconds`, or
 /// not yet taken by the probes that joined them): past it, the expired ones are dropped.
 const MAX_KEPT: usize = 256;
+/// The `result` label of `status_exporter_probes_total`, by index.
+const RESULTS: [&str; 4] = ["success", "failure", "refused", "cached"];
+const SUCCESS: usize = 0;
+const FAILURE: usize = 1;
+const REFUSED: usize = 2;
+const CACHED: usize = 3;
 /// Targets whose refusal was logged, remembered at most (then logged again).
 const MAX_REFUSED: usize = 1024;
 
@@ -65,8 +70,9 @@ enum Flight {
 
 #[derive(Default)]
 struct Flights {
-    /// By module and target.
-    map: HashMap<(String, String), Flight>,
+    /// By module and target (`module\nURL`): a few hundred at most, looked up in a list (a
+    /// hash table of its own costs more bytes of the binary than it saves time).
+    list: Vec<(String, Flight)>,
     in_flight: usize,
 }
 
@@ -76,11 +82,11 @@ pub struct Probes {
     flights: Mutex<Flights>,
     finished: Condvar,
     /// `status_exporter_probes_total` by module and result.
-    counts: Mutex<BTreeMap<(String, &'static str), u64>>,
+    counts: Mutex<Vec<(String, [u64; 4])>>,
     /// The modules whose refusals were logged, and the targets logged.
-    refused: Mutex<(Option<Arc<Modules>>, HashSet<String>)>,
+    refused: Mutex<(Option<Arc<Modules>>, Vec<String>)>,
     /// Each module's credentials, by module name.
-    credentials: Mutex<HashMap<String, Credentials>>,
+    credentials: Mutex<Vec<(String, Credentials)>>,
     /// The most series a probe may give (MAX_SERIES).
     pub max_series: usize,
 }
@@ -197,21 +203,21 @@ impl Probes {
     }
 
     /// The result for `url`: joined, cached, or fetched now; and the result to count.
-    fn run(
-        &self,
-        module: &Module,
-        url: &Target,
-        deadline: Instant,
-        cap: usize,
-    ) -> (Served, &'static str) {
-        let key = (
-            module.name.clone(),
-            format!("{}{}:{}{}", url.scheme(), url.host, url.port, url.path),
+    fn run(&self, module: &Module, url: &Target, deadline: Instant, cap: usize) -> (Served, usize) {
+        let key = format!(
+            "{}\n{}{}:{}{}",
+            module.name,
+            url.scheme(),
+            url.host,
+            url.port,
+            url.path
         );
+        let find = |flights: &Flights| flights.list.iter().position(|(k, _)| *k == key);
         let mut flights = lock(&self.flights);
         let mut joined = false;
         loop {
-            match flights.map.get_mut(&key) {
+            let at = find(&flights);
+            match at.map(|at| &mut flights.list[at].1) {
                 Some(Flight::Running(waiting)) => {
                     if !joined {
                         *waiting += 1;
@@ -220,7 +226,7 @@ impl Probes {
                     let left = deadline.saturating_duration_since(Instant::now());
                     if left.is_zero() {
                         *waiting -= 1;
-                        return (failed(Reason::Timeout.label()), "failure");
+                        return (failed(Reason::Timeout.label()), FAILURE);
                     }
                     flights = self
                         .finished
@@ -235,22 +241,22 @@ impl Probes {
                     if joined {
                         *waiting -= 1;
                         if *waiting == 0 && done.started.elapsed() >= done.keep {
-                            flights.map.remove(&key);
+                            flights.list.swap_remove(at.expect("the flight was found"));
                         }
                     }
                     let age = done.started.elapsed().as_secs_f64();
-                    return (Served { result: done, age }, "cached");
+                    return (Served { result: done, age }, CACHED);
                 }
                 _ => break,
             }
         }
         if flights.in_flight >= cap {
-            return (failed("busy"), "failure");
+            return (failed("busy"), FAILURE);
         }
         flights.in_flight += 1;
-        flights.map.insert(key.clone(), Flight::Running(0));
-        if flights.map.len() > MAX_KEPT {
-            flights.map.retain(|_, f| match f {
+        flights.list.push((key.clone(), Flight::Running(0)));
+        if flights.list.len() > MAX_KEPT {
+            flights.list.retain(|(_, f)| match f {
                 Flight::Running(_) => true,
                 Flight::Done(done, waiting) => *waiting > 0 || done.started.elapsed() < done.keep,
             });
@@ -259,18 +265,18 @@ impl Probes {
         let done = Arc::new(self.fetch(module, url, deadline));
         let mut flights = lock(&self.flights);
         flights.in_flight -= 1;
-        let waiting = match flights.map.remove(&key) {
+        let waiting = match find(&flights).map(|at| flights.list.swap_remove(at).1) {
             Some(Flight::Running(n)) => n,
             _ => 0,
         };
         if waiting > 0 || !done.keep.is_zero() {
             flights
-                .map
-                .insert(key, Flight::Done(Arc::clone(&done), waiting));
+                .list
+                .push((key, Flight::Done(Arc::clone(&done), waiting)));
         }
         drop(flights);
         self.finished.notify_all();
-        let result = if done.success { "success" } else { "failure" };
+        let result = if done.success { SUCCESS } else { FAILURE };
         (
             Served {
                 result: done,
@@ -285,12 +291,18 @@ impl Probes {
         let started = Instant::now();
         let authorization = module.auth.as_ref().and_then(|auth| {
             let mut all = lock(&self.credentials);
-            let credentials = all
-                .entry(module.name.clone())
-                .or_insert_with(|| Credentials::open(auth.clone()));
-            if credentials.auth() != auth {
-                *credentials = Credentials::open(auth.clone());
-            }
+            let at = match all
+                .iter()
+                .position(|(name, c)| *name == module.name && c.auth() == auth)
+            {
+                Some(at) => at,
+                None => {
+                    all.retain(|(name, _)| *name != module.name);
+                    all.push((module.name.clone(), Credentials::open(auth.clone())));
+                    all.len() - 1
+                }
+            };
+            let credentials = &mut all[at].1;
             credentials.refresh();
             credentials.authorization().map(str::to_owned)
         });
@@ -335,14 +347,16 @@ impl Probes {
 
     /// Counts and logs (once per target) a refusal, and returns the 403.
     fn refuse(&self, modules: &Arc<Modules>, module: &Module, target: &str, why: &str) -> Refusal {
-        self.count(&module.name, "refused");
+        self.count(&module.name, REFUSED);
         let mut refused = lock(&self.refused);
         if !refused.0.as_ref().is_some_and(|m| Arc::ptr_eq(m, modules))
             || refused.1.len() >= MAX_REFUSED
         {
-            *refused = (Some(Arc::clone(modules)), HashSet::new());
+            *refused = (Some(Arc::clone(modules)), Vec::new());
         }
-        if refused.1.insert(format!("{}\n{target}", module.name)) {
+        let key = format!("{}\n{target}", module.name);
+        if !refused.1.contains(&key) {
+            refused.1.push(key);
             log::warn!(
                 "probe: target {:?} refused by module {:?}: {}; add it to the module's \"allow\" to probe it",
                 log::escape(target),
@@ -359,10 +373,16 @@ impl Probes {
         )
     }
 
-    fn count(&self, module: &str, result: &'static str) {
-        *lock(&self.counts)
-            .entry((module.to_string(), result))
-            .or_default() += 1;
+    fn count(&self, module: &str, result: usize) {
+        let mut counts = lock(&self.counts);
+        match counts.iter_mut().find(|(name, _)| name == module) {
+            Some((_, count)) => count[result] += 1,
+            None => {
+                let mut count = [0; 4];
+                count[result] = 1;
+                counts.push((module.into(), count));
+            }
+        }
     }
 
     /// The exporter's own families about probes, for `/metrics`: every module of `modules` with
@@ -375,11 +395,9 @@ impl Probes {
         );
         let counts = lock(&self.counts);
         for module in &modules.list {
-            for result in ["success", "failure", "refused", "cached"] {
-                let count = counts
-                    .get(&(module.name.clone(), result))
-                    .copied()
-                    .unwrap_or(0);
+            let count = counts.iter().find(|(name, _)| *name == module.name);
+            for (i, result) in RESULTS.iter().enumerate() {
+                let count = count.map_or(0, |(_, c)| c[i]);
                 total.push(
                     &[("module", &module.name), ("result", result)],
                     count as f64,

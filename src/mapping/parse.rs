@@ -22,6 +22,11 @@ const FIELDS: &str = "name, help, type, path, count, exists, each, where, labels
 /// the field and the fix; the caller adds the file name.
 pub fn parse(text: &str) -> Result<Mapping, String> {
     let root: Value = serde_json::from_str(text).map_err(|e| format!("not valid JSON: {e}"))?;
+    parse_value(&root)
+}
+
+/// [`parse`] of the file's JSON value (a module's inline mapping is one).
+pub fn parse_value(root: &Value) -> Result<Mapping, String> {
     let Value::Object(root) = root else {
         return Err(r#"the top level must be an object: {"metrics": [...]}"#.to_string());
     };

@@ -126,7 +126,7 @@ fn parse_module(name: &str, value: &Value, dir: &Path) -> Result<Module, String>
             (mapping, path.display().to_string())
         }
         Some(inline @ Value::Object(_)) => (
-            mapping::parse(&inline.to_string()).map_err(|e| format!("\"mapping\": {e}"))?,
+            mapping::parse_value(inline).map_err(|e| format!("\"mapping\": {e}"))?,
             "inline".into(),
         ),
         _ => {

@@ -58,6 +58,8 @@ pub enum Reply {
     EndlessHeader,
     /// Accept the connection, read the request, never answer (until the test ends).
     Hang,
+    /// 200 with this JSON body after this delay: a slow device.
+    Slow(Duration, String),
 }
 
 /// One request the target received.
@@ -176,6 +178,10 @@ fn answer(stream: TcpStream, reply: &Mutex<Reply>, seen: &Mutex<Vec<Seen>>) {
     };
     match reply {
         Reply::Json(body) => respond(&mut out, 200, "application/json", &body),
+        Reply::Slow(delay, body) => {
+            thread::sleep(delay);
+            respond(&mut out, 200, "application/json", &body)
+        }
         Reply::Status(status, content_type, body) => respond(&mut out, status, content_type, &body),
         Reply::Raw(bytes) => {
             let _ = out.write_all(&bytes);

@@ -16,6 +16,7 @@ mod docs;
 mod hardening;
 mod mapping;
 mod operating;
+mod probe;
 mod properties;
 mod serving;
 mod ship;

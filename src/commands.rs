@@ -18,10 +18,14 @@ use crate::probe;
 
 /// Where the mapping comes from, for the start-up line and `--check-config`.
 pub fn mapping_source(config: &Config) -> String {
-    let count = config.poll.mapping.metrics.len();
+    let mut count = format!("{} metrics", config.poll.mapping.metrics.len());
+    let modules = config.poll.modules.list.len();
+    if modules > 0 {
+        count += &format!(", {modules} modules for /probe");
+    }
     match &config.poll.mapping_file {
-        Some(path) => format!("{} ({count} metrics)", path.display()),
-        None => format!("built-in ({count} metrics)"),
+        Some(path) => format!("{} ({count})", path.display()),
+        None => format!("built-in ({count})"),
     }
 }
 

@@ -123,7 +123,8 @@ REQUEST (what the exporter sends to the target):
     age, and logs one line per file.
 
 MAPPING (which JSON value becomes which metric):
-    --config-file FILE                CONFIG_FILE               JSON mapping file; re-read when it
+    --config-file FILE                CONFIG_FILE               JSON mapping file (and the modules of
+                                                                /probe); re-read when it
                                                                 changes; default: the built-in
                                                                 tutorial mapping (app_requests_current,
                                                                 app_requests_pending, app_uptime,
@@ -175,6 +176,10 @@ ENDPOINTS:
     /metrics and /    the metrics (GET, HEAD); at /, a browser (Accept preferring text/html)
                       gets a status page instead; 401 without valid credentials when
                       WEB_BASIC_AUTH_FILE is set
+    /probe            ?target=HOST:PORT&module=NAME: fetch that target now with a module of
+                      CONFIG_FILE and answer its metrics (GET, HEAD); 404 unless the file
+                      declares modules, 403 for a target outside the module's allow list;
+                      protected like /metrics (docs/probe.md)
     /-/reload         with --web-enable-reload: POST reads the files again; 200 with one line
                       per file, 500 with the error if one is invalid (the previous version
                       stays in use)

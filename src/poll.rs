@@ -158,6 +158,11 @@ impl Poller {
     /// Polls the target once and returns the snapshot to publish.
     pub fn poll(&mut self) -> Snapshot {
         self.reload_if_changed();
+        if self.mapping.metrics.is_empty() {
+            // A mapping file that only declares the modules of `/probe`: nothing to poll
+            // (`status_exporter_up` stays 0), and the exporter is ready.
+            return self.snapshot(&[]);
+        }
         let authorization = self
             .files
             .credentials
@@ -321,7 +326,7 @@ impl Poller {
         let own = own_metrics::families(&figures(matches!(self.last, Some(Ok(())))));
         let own_stale = own_metrics::families(&figures(false));
         Snapshot {
-            ready: self.last_success.is_some(),
+            ready: self.last_success.is_some() || self.mapping.metrics.is_empty(),
             made: Instant::now(),
             fresh_for: self.fresh_for(),
             fresh: Rendition::render(&[app, &own], self.gzip),

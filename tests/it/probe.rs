@@ -638,3 +638,29 @@ fn fetches_in_flight_are_capped() {
     );
     assert_eq!(counter(&exporter, "m", "failure"), 2.0);
 }
+
+#[test]
+fn a_file_of_modules_alone_polls_nothing() {
+    let target = Target::start(Reply::Json(TUTORIAL_DOC.into()));
+    let file = config(
+        "probe-alone",
+        &format!(r#"{{"m": {}}}"#, module(r#"["127.0.0.1"]"#, "")),
+        "",
+    );
+    let exporter = start(&file, &[("TARGET_URL", &target.url("/status"))]);
+    exporter.wait_ready(Duration::from_secs(10));
+    let body = exporter.scrape();
+    assert_eq!(
+        value(&body, "status_exporter_polls_total"),
+        Some(0.0),
+        "{body}"
+    );
+    probe_ok(&exporter, &format!("target={}", target.addr));
+    thread::sleep(Duration::from_millis(500)); // two intervals of the poller
+    assert_eq!(target.seen().len(), 1, "the target was polled");
+    assert!(
+        exporter.log_lines("poll of").is_empty(),
+        "{:?}",
+        exporter.stderr()
+    );
+}

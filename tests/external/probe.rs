@@ -50,12 +50,9 @@ fn prometheus_spreads_fifty_targets_over_two_exporters_with_hashmod() {
         .map(|i| Target::start(Reply::Json(document(i))))
         .collect();
     let addresses: Vec<String> = targets.iter().map(|t| t.addr.to_string()).collect();
-    // What each exporter's poller polls for /metrics: a target of its own, outside the 50, so
-    // that every request the 50 get is a probe.
-    let home = Target::start(Reply::Json(document(TARGETS)));
     let exporters: Vec<Exporter> = EXPORTERS
         .iter()
-        .map(|name| start_exporter(&dir, name, &home))
+        .map(|name| start_exporter(&dir, name))
         .collect();
 
     // The shard of each target, computed as Prometheus's hashmod does, independently of it.
@@ -342,8 +339,9 @@ fn by_instance(result: &[Series]) -> BTreeMap<String, f64> {
 }
 
 /// An exporter whose config holds the shipped module `tutorial` of scripts/probe-config.json,
-/// allowing 127.0.0.1 only and sending `X-Exporter: NAME`; its poller polls `home`.
-fn start_exporter(dir: &Path, name: &str, home: &Target) -> Exporter {
+/// allowing 127.0.0.1 only and sending `X-Exporter: NAME`. A file of modules alone: the
+/// exporter polls nothing in the background, so every request the targets get is a probe.
+fn start_exporter(dir: &Path, name: &str) -> Exporter {
     let shipped = repo().join("scripts/probe-config.json");
     let mut config: Value = serde_json::from_str(&fs::read_to_string(&shipped).unwrap())
         .unwrap_or_else(|e| panic!("{}: {e}", shipped.display()));
@@ -359,15 +357,7 @@ fn start_exporter(dir: &Path, name: &str, home: &Target) -> Exporter {
     module["headers"] = json!({ "X-Exporter": name });
     let path = dir.join(format!("exporter-{name}.json"));
     fs::write(&path, config.to_string()).unwrap();
-    Exporter::start(
-        &[
-            "--config-file",
-            path.to_str().unwrap(),
-            "--target-url",
-            &home.url("/status"),
-        ],
-        &[("POLLING_INTERVAL_SECONDS", "1")],
-    )
+    Exporter::start(&["--config-file", path.to_str().unwrap()], &[])
 }
 
 /// The shipped Prometheus config, pointed at the test's exporters and targets file, scraping

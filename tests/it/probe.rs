@@ -642,11 +642,9 @@ fn fetches_in_flight_are_capped() {
 #[test]
 fn a_file_of_modules_alone_polls_nothing() {
     let target = Target::start(Reply::Json(TUTORIAL_DOC.into()));
-    let file = config(
-        "probe-alone",
-        &format!(r#"{{"m": {}}}"#, module(r#"["127.0.0.1"]"#, "")),
-        "",
-    );
+    // The module's mapping written in the file itself.
+    let inline = r#"{"m": {"mapping": {"metrics": [{"name": "current", "help": "h", "path": "/current_requests"}]}, "path": "/status", "allow": ["127.0.0.1"]}}"#;
+    let file = config("probe-alone", inline, "");
     let exporter = start(&file, &[("TARGET_URL", &target.url("/status"))]);
     exporter.wait_ready(Duration::from_secs(10));
     let body = exporter.scrape();
@@ -655,7 +653,8 @@ fn a_file_of_modules_alone_polls_nothing() {
         Some(0.0),
         "{body}"
     );
-    probe_ok(&exporter, &format!("target={}", target.addr));
+    let probed = probe_ok(&exporter, &format!("target={}", target.addr));
+    assert!(app_part(&probed).ends_with("\ncurrent 4\n"), "{probed}");
     thread::sleep(Duration::from_millis(500)); // two intervals of the poller
     assert_eq!(target.seen().len(), 1, "the target was polled");
     assert!(

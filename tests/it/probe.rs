@@ -642,11 +642,9 @@ fn fetches_in_flight_are_capped() {
 #[test]
 fn a_file_of_modules_alone_polls_nothing() {
     let target = Target::start(Reply::Json(TUTORIAL_DOC.into()));
-    let file = config(
-        "probe-alone",
-        &format!(r#"{{"m": {}}}"#, module(r#"["127.0.0.1"]"#, "")),
-        "",
-    );
+    // The module's mapping written in the file itself.
+    let inline = r#"{"m": {"mapping": {"metrics": [{"name": "current", "help": "h", "path": "/current_requests"}]}, "path": "/status", "allow": ["127.0.0.1"]}}"#;
+    let file = config("probe-alone", inline, "");
     let exporter = start(&file, &[("TARGET_URL", &target.url("/status"))]);
     exporter.wait_ready(Duration::from_secs(10));
     let body = exporter.scrape();
@@ -655,7 +653,8 @@ fn a_file_of_modules_alone_polls_nothing() {
         Some(0.0),
         "{body}"
     );
-    probe_ok(&exporter, &format!("target={}", target.addr));
+    let probed = probe_ok(&exporter, &format!("target={}", target.addr));
+    assert!(app_part(&probed).ends_with("\ncurrent 4\n"), "{probed}");
     thread::sleep(Duration::from_millis(500)); // two intervals of the poller
     assert_eq!(target.seen().len(), 1, "the target was polled");
     assert!(
@@ -663,4 +662,43 @@ fn a_file_of_modules_alone_polls_nothing() {
         "{:?}",
         exporter.stderr()
     );
+}
+
+/// Issue 13's memory budget: 64 probes at once, each of a 1 MiB document, keep the resident
+/// memory within 8 MiB plus the documents in flight.
+#[test]
+fn sixty_four_probes_of_1_mib_documents_stay_within_the_budget() {
+    const PROBES: usize = 64;
+    let pad = "x".repeat(1 << 20);
+    let document = TUTORIAL_DOC.replacen('{', &format!(r#"{{"pad": "{pad}","#), 1);
+    let target = Target::start(Reply::Slow(Duration::from_millis(500), document));
+    let file = config(
+        "probe-memory",
+        &format!(
+            r#"{{"m": {}}}"#,
+            module(r#"["127.0.0.1"]"#, r#", "timeout_seconds": 30"#)
+        ),
+        &format!(r#", "probe": {{"max_in_flight": {PROBES}}}"#),
+    );
+    let exporter = start(&file, &[]);
+    // A different query each, so that no two probes share a fetch.
+    let probes: Vec<_> = (0..PROBES)
+        .map(|i| {
+            let url = format!("http%3A%2F%2F{}%2Fstatus%3Fn%3D{i}", target.addr);
+            probe_in_background(&exporter, &format!("target={url}"))
+        })
+        .collect();
+    for probe in probes {
+        let response = probe.join().unwrap();
+        assert_eq!(
+            value(&response.body, "status_exporter_probe_success"),
+            Some(1.0)
+        );
+    }
+    assert_eq!(target.seen().len(), PROBES);
+    let peak = exporter.peak_rss_kib();
+    let budget = 8 * 1024 + PROBES as u64 * 1024;
+    println!("peak RSS {peak} KiB for {PROBES} probes of 1 MiB documents (budget {budget} KiB)");
+    assert!(peak < budget, "peak RSS {peak} KiB, budget {budget} KiB");
+    assert_eq!(counter(&exporter, "m", "success"), PROBES as f64);
 }

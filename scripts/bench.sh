@@ -61,6 +61,10 @@ trap cleanup EXIT
 # Starts the exporter with the given arguments on a free port, on CPU 0 (wrk runs on CPU 1);
 # sets $pid and $port.
 start() {
+  # Emptied first: the redirection below is made in the background, and the last exporter's
+  # start-up line must not be read for this one's.
+  : >"$work/stderr"
+  port=""
   taskset -c 0 "$bin" --exporter-port 0 --listen-address 127.0.0.1 "$@" 2>"$work/stderr" &
   pid=$!
   pids+=("$pid")
@@ -265,6 +269,7 @@ budget_rows+=("| CPU between polls (10 s, interval 60 s) | none measurable | $ti
 # for it), each pinned to CPU 0 with wrk on CPU 1, in the same run.
 rustc -O --edition 2021 -o "$work/same_bytes" scripts/bench/same_bytes.rs
 curl -s "http://127.0.0.1:$port/metrics" >"$work/scrape.prom"
+: >"$work/same_bytes.port"
 taskset -c 0 "$work/same_bytes" "$work/scrape.prom" "text/plain; version=0.0.4; charset=utf-8" >"$work/same_bytes.port" &
 pids+=($!)
 for _ in $(seq 100); do
@@ -277,6 +282,8 @@ done
 # (fetch over loopback, parse, map), not a slow test server's; sets $served (its port) and
 # $served_pid.
 serve_file() {
+  : >"$1.port"
+  served=""
   taskset -c 1 "$work/same_bytes" "$1" "application/json" >"$1.port" &
   served_pid=$!
   pids+=("$served_pid")

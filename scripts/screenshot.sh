@@ -36,6 +36,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# The log exists before the exporter starts (its redirection is made in the background).
+: >"$work/log"
 "$binary" --demo --exporter-port 0 --listen-address 127.0.0.1 \
   --polling-interval-seconds 0.25 2>"$work/log" &
 exporter=$!

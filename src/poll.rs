@@ -325,12 +325,16 @@ impl Poller {
         };
         let own = own_metrics::families(&figures(matches!(self.last, Some(Ok(())))));
         let own_stale = own_metrics::families(&figures(false));
+        let fresh = Rendition::render(&[app, &own], self.gzip);
+        let stale = Rendition::render(&[&own_stale], self.gzip);
         Snapshot {
             ready: self.last_success.is_some() || self.mapping.metrics.is_empty(),
+            // Once rendered (a large exposition takes a while on a busy host), so that its age
+            // counts from when it can be served.
             made: Instant::now(),
             fresh_for: self.fresh_for(),
-            fresh: Rendition::render(&[app, &own], self.gzip),
-            stale: Rendition::render(&[&own_stale], self.gzip),
+            fresh,
+            stale,
             status: self.status(),
         }
     }

@@ -30,8 +30,9 @@ mod module;
 pub use allow::Allow;
 pub use module::{describe, parse, Module, Modules, MAX_IN_FLIGHT};
 
-/// Entries of finished fetches kept at most (those still in their `min_interval_seconds`, or
-/// not yet taken by the probes that joined them): past it, the expired ones are dropped.
+/// Entries of fetches kept at most: past it, the expired results are dropped, and the cached
+/// ones (still in their `min_interval_seconds`) past half of it; fetches in flight and results
+/// not yet taken by the probes that joined them stay.
 const MAX_KEPT: usize = 256;
 /// The `result` label of `status_exporter_probes_total`, by index.
 const RESULTS: [&str; 4] = ["success", "failure", "refused", "cached"];
@@ -234,8 +235,10 @@ impl Probes {
                         .unwrap_or_else(PoisonError::into_inner)
                         .0;
                 }
+                // Joined, within the min interval, or finished so recently that the probes
+                // that waited for it have not taken it yet.
                 Some(Flight::Done(done, waiting))
-                    if joined || done.started.elapsed() < done.keep =>
+                    if joined || *waiting > 0 || done.started.elapsed() < done.keep =>
                 {
                     let done = Arc::clone(done);
                     if joined {
@@ -254,11 +257,20 @@ impl Probes {
             return (failed("busy"), FAILURE);
         }
         flights.in_flight += 1;
-        flights.list.push((key.clone(), Flight::Running(0)));
+        match find(&flights) {
+            Some(at) => flights.list[at].1 = Flight::Running(0),
+            None => flights.list.push((key.clone(), Flight::Running(0))),
+        }
         if flights.list.len() > MAX_KEPT {
+            // The expired results go, and the cached ones past half the limit.
+            let mut cached = 0;
             flights.list.retain(|(_, f)| match f {
                 Flight::Running(_) => true,
-                Flight::Done(done, waiting) => *waiting > 0 || done.started.elapsed() < done.keep,
+                Flight::Done(done, waiting) => {
+                    let fresh = done.started.elapsed() < done.keep;
+                    cached += usize::from(fresh);
+                    *waiting > 0 || (fresh && cached <= MAX_KEPT / 2)
+                }
             });
         }
         drop(flights);

@@ -64,10 +64,9 @@ const FIELDS: &str = "mapping, path, allow, headers, bearer_token_file, basic_au
                       basic_auth_password_file, ca_file, timeout_seconds, max_bytes, \
                       min_interval_seconds";
 
-/// The modules of the config file's `text` (already a valid mapping file); relative paths are
-/// taken from `dir`, the config file's directory.
-pub fn parse(text: &str, dir: &Path) -> Result<Arc<Modules>, String> {
-    let root: Value = serde_json::from_str(text).map_err(|e| format!("not valid JSON: {e}"))?;
+/// The modules of the config file (its JSON value `root`, already a valid mapping file);
+/// relative paths are taken from `dir`, the config file's directory.
+pub fn parse(root: &Value, dir: &Path) -> Result<Arc<Modules>, String> {
     let mut modules = Modules::default();
     if let Some(probe) = root.get("probe") {
         let max = probe

@@ -1026,3 +1026,15 @@ pub fn get_bytes(
     let response = parse_response(&raw[..end + 4]);
     (response.status, response.headers, raw[end + 4..].to_vec())
 }
+
+/// Held by the tests that load the machine (floods, documents of many MiB, mappings of
+/// 100,000 metrics), so that only one of them runs at a time in a test binary.
+static HEAVY: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Waits for the other heavy tests of this binary, and keeps them waiting until dropped.
+pub fn heavy() -> std::sync::MutexGuard<'static, ()> {
+    // A failed heavy test must not fail the next one too.
+    HEAVY
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}

@@ -18,7 +18,7 @@ use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -39,16 +39,6 @@ const CLIENT_TIMEOUT: Duration = Duration::from_secs(20);
 /// "At once", for an answer that a client stuck behind others would get only when their header
 /// deadline frees a slot: well under that deadline, with room for a loaded machine.
 const AT_ONCE: Duration = Duration::from_secs(5);
-
-/// Held by the tests that load the machine, so that only one of them runs at a time.
-static HEAVY: Mutex<()> = Mutex::new(());
-
-fn heavy() -> MutexGuard<'static, ()> {
-    // A failed heavy test must not fail the next one too.
-    HEAVY
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
 
 /// The exporter polling a tutorial target (an in-process one, so that the exporter's threads
 /// and descriptors are only its own) every `interval` seconds.
@@ -713,7 +703,7 @@ fn slow_clients_are_dropped_at_the_header_deadline() {
 
 #[test]
 fn a_thousand_connections_neither_stop_scrapes_nor_grow_the_exporter() {
-    let _heavy = heavy();
+    let _heavy = harness::heavy();
     let (_target, exporter) = exporter("0.2");
     let addr = exporter.addr;
     // Each connection is a descriptor in this process too (the exporter holds at most 64).
@@ -887,7 +877,7 @@ fn clients_that_hold_every_slot_cannot_lock_out_a_scraper() {
 
 #[test]
 fn one_client_address_gives_way_to_others_at_the_cap() {
-    let _heavy = heavy();
+    let _heavy = harness::heavy();
     let (_target, exporter) = exporter("0.2");
     let addr = exporter.addr;
     let base = settled_usage(exporter.pid());
@@ -970,7 +960,7 @@ fn one_client_address_gives_way_to_others_at_the_cap() {
 
 #[test]
 fn clients_that_never_read_share_one_copy_of_the_body() {
-    let _heavy = heavy();
+    let _heavy = harness::heavy();
     // About 1.4 MB of exposition from 2,000 series with long label values: a large body from a
     // document that takes little to map, so that the memory measured is the serving's.
     let name = "x".repeat(640);
@@ -1094,7 +1084,7 @@ fn soak_100000_scrapes_leak_nothing() {
     const CONNECTIONS: usize = 16;
     const SCRAPES: usize = 100_000;
     const WARM_UP: usize = 500; // per connection
-    let _heavy = heavy();
+    let _heavy = harness::heavy();
     let (_target, exporter) = exporter("0.1");
     let idle = settled_usage(exporter.pid());
     let addr = exporter.addr;

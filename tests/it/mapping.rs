@@ -366,6 +366,7 @@ fn start_with_mapping(
 /// document, as the mapping stops at the limit.
 #[test]
 fn a_document_that_gives_too_many_series_fails_the_poll_in_bounded_memory() {
+    let _heavy = crate::harness::heavy();
     let (doc, elements) = zeros_document(8 << 20);
     assert!(elements > 4_000_000);
     let target = Target::start(Reply::Json(doc));
@@ -431,6 +432,7 @@ fn max_series_is_the_most_series_a_poll_may_give() {
 /// the document kept a placeholder for every element. Now memory follows what the mapping reads.
 #[test]
 fn reading_one_element_of_a_large_array_costs_the_memory_of_one() {
+    let _heavy = crate::harness::heavy();
     let (doc, _) = zeros_document(8 << 20);
     let target = Target::start(Reply::Json(doc));
     let mapping = r#"{"metrics": [{"name": "first", "help": "h", "path": "/items/0"}]}"#;
@@ -504,6 +506,7 @@ fn mappings_the_exporter_cannot_run_are_refused() {
 /// file and a poll.
 #[test]
 fn a_large_mapping_reloads_in_linear_time() {
+    let _heavy = crate::harness::heavy();
     const METRICS: usize = 100_000;
     let doc = format!(
         r#"{{"current_requests": 1, "v": {{{}}}}}"#,

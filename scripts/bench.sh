@@ -167,6 +167,8 @@ EOF
 probe_bench() {
   local dir=$work/probe target before after cached
   mkdir -p "$dir"
+  : >"$dir/target.port"
+  target=""
   taskset -c 0 "$work/same_bytes" scripts/mappings/tutorial/document.json application/json >"$dir/target.port" &
   pids+=($!)
   for _ in $(seq 100); do

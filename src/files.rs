@@ -549,11 +549,6 @@ impl Credentials {
         }
     }
 
-    /// The credentials' settings.
-    pub fn auth(&self) -> &Auth {
-        &self.auth
-    }
-
     /// The value of the `Authorization` header; None until a read succeeds.
     pub fn authorization(&self) -> Option<&str> {
         self.file.value.as_deref()

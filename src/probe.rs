@@ -5,8 +5,8 @@
 //! concurrent probes join (single flight), the result kept for the module's
 //! `min_interval_seconds` and served with its age, the cap on fetches in flight, the counters of
 //! the exporter's own `/metrics` (`status_exporter_probes_total`,
-//! `status_exporter_probe_fetches_in_flight`), the module's credentials re-read when their file
-//! changes, and the refusals, logged once per target. [`Probes::probe`] turns a query into a
+//! `status_exporter_probe_fetches_in_flight`), and the refusals, logged once per target. A
+//! module's credentials are read at every fetch. [`Probes::probe`] turns a query into a
 //! result or a 400/403 with its text; the modules' format is `probe/module.rs`'s, the allowlist
 //! `probe/allow.rs`'s, the fetch `client.rs`'s (which asks the allowlist about every address
 //! at every connection), content negotiation and gzip `server.rs`'s.
@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use crate::client::{self, Failure, Reason};
 use crate::exposition::{Family, Kind};
-use crate::files::Credentials;
+use crate::files;
 use crate::log;
 use crate::mapping::{self, ApplyError};
 use crate::snapshot::Rendition;
@@ -86,8 +86,6 @@ pub struct Probes {
     counts: Mutex<Vec<(String, [u64; 4])>>,
     /// The modules whose refusals were logged, and the targets logged.
     refused: Mutex<(Option<Arc<Modules>>, Vec<String>)>,
-    /// Each module's credentials, by module name.
-    credentials: Mutex<Vec<(String, Credentials)>>,
     /// The most series a probe may give (MAX_SERIES).
     pub max_series: usize,
 }
@@ -301,23 +299,12 @@ impl Probes {
     /// Fetches `url` with `module`'s settings and maps the document.
     fn fetch(&self, module: &Module, url: &Target, deadline: Instant) -> Done {
         let started = Instant::now();
-        let authorization = module.auth.as_ref().and_then(|auth| {
-            let mut all = lock(&self.credentials);
-            let at = match all
-                .iter()
-                .position(|(name, c)| *name == module.name && c.auth() == auth)
-            {
-                Some(at) => at,
-                None => {
-                    all.retain(|(name, _)| *name != module.name);
-                    all.push((module.name.clone(), Credentials::open(auth.clone())));
-                    all.len() - 1
-                }
-            };
-            let credentials = &mut all[at].1;
-            credentials.refresh();
-            credentials.authorization().map(str::to_owned)
-        });
+        // Read at every fetch (a small file), so that a rotated secret is used at once; a file
+        // that cannot be read sends none (`--check-config` and reloads refuse it).
+        let authorization = module
+            .auth
+            .as_ref()
+            .and_then(|auth| files::read_credentials(auth, "credentials").ok());
         let request = client::Request {
             target: url,
             headers: &module.headers,

@@ -43,7 +43,7 @@ pub fn serve(
         probes,
         settings: settings.clone(),
     };
-    state.modules(false);
+    state.modules();
     http::serve(listener, Limits::default(), control, move |request| {
         respond(request, &state)
     })
@@ -61,17 +61,12 @@ struct State {
 }
 
 impl State {
-    /// The modules of `/probe` in use (the mapping file brought up to date first when
-    /// `refresh`); none without a mapping file. While the file is being read (a large one takes
+    /// The modules of `/probe` in use (the poller brings the mapping file up to date before
+    /// each poll); none without a mapping file. While the file is being read (a large one takes
     /// seconds), the modules last seen: a scrape never waits for it.
-    fn modules(&self, refresh: bool) -> Option<Arc<Modules>> {
+    fn modules(&self) -> Option<Arc<Modules>> {
         let current = match self.files.mapping.as_ref()?.try_lock() {
-            Ok(mut file) => {
-                if refresh {
-                    file.refresh();
-                }
-                Some(file.modules())
-            }
+            Ok(file) => Some(file.modules()),
             Err(TryLockError::Poisoned(file)) => Some(file.into_inner().modules()),
             Err(TryLockError::WouldBlock) => None,
         };
@@ -94,7 +89,7 @@ fn respond(request: &Request, state: &State) -> Response {
     } = state;
     let reload = request.path == "/-/reload";
     let modules = (request.path == "/probe")
-        .then(|| state.modules(true))
+        .then(|| state.modules())
         .flatten();
     let known =
         matches!(request.path, "/" | "/metrics" | "/-/healthy" | "/-/ready") || modules.is_some();
@@ -167,7 +162,7 @@ fn respond(request: &Request, state: &State) -> Response {
             let mut headers = vec![("Content-Type", format.content_type().into())];
             let Some(modules) = modules else {
                 // The probes' counters, when there are modules, before the process metrics.
-                let probing = state.modules(false).map(|m| {
+                let probing = state.modules().map(|m| {
                     let mut out = String::new();
                     exposition::render(&probes.families(&m), format, &mut out);
                     out.into_bytes()

@@ -11,8 +11,6 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use crate::target;
-
 /// The entries of a module's `allow`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Allow(Vec<Entry>);
@@ -112,9 +110,10 @@ fn entry(text: &str) -> Option<Entry> {
     if let Ok(ip) = host.parse::<IpAddr>() {
         return Some(Entry::Net(ip, bits(ip), port));
     }
-    let name = target::host(host).ok()?;
-    let name = name.strip_suffix('.').unwrap_or(&name);
-    (!name.is_empty() && text.starts_with(|c: char| c != '['))
+    // A host name: letters, digits, `-`, `_` and dots (IDNs in their `xn--` form).
+    let name = host.strip_suffix('.').unwrap_or(host);
+    let valid = |b: u8| b.is_ascii_alphanumeric() || b"-_.".contains(&b);
+    (!name.is_empty() && name.bytes().all(valid) && !text.starts_with('['))
         .then(|| Entry::Name(name.to_ascii_lowercase(), port))
 }
 

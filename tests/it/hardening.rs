@@ -775,13 +775,24 @@ fn a_thousand_connections_neither_stop_scrapes_nor_grow_the_exporter() {
     assert!(new_latency < AT_ONCE, "{new_latency:?}");
 
     // ... while one more from a flooding address, over its share and all of whose connections
-    // are in the middle of a request by now, is refused at once, cheaply.
-    // (Nothing tells from outside when the server has read the first bytes of each unfinished
-    // request, which makes the connection busy: until then one may still give way, and the
-    // newcomer is served. So a few tries, each answered at once.)
+    // are in the middle of a request by now, is refused at once, cheaply. Two things can let
+    // it in instead, each only once per connection of the flood: a connection of its address
+    // whose first bytes the server has not read yet still counts as waiting and gives way; and
+    // a slot left free (by the new scrape above, or by a newcomer served and gone) is taken
+    // by whoever comes. So before each try the other flooding addresses fill any free slot
+    // with an unfinished request of their own (over their share, they take no other's place),
+    // and a newcomer served means one waiting connection fewer: the tries end, within as many
+    // as there are slots, with a refusal, each answered at once.
     let mut refusal_latency = Duration::ZERO;
     let mut answers = Vec::new();
-    for _ in 0..10 {
+    for _ in 0..MAX_CONNECTIONS {
+        for source in &flooders[1..] {
+            if let Ok(mut stream) = harness::connect_from(*source, addr) {
+                let _ = stream.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n");
+                flood.push(stream);
+            }
+        }
+        thread::sleep(Duration::from_millis(200));
         let asked = Instant::now();
         let mut stream = harness::connect_from(flooders[0], addr).unwrap();
         stream.set_read_timeout(Some(CLIENT_TIMEOUT)).unwrap();
@@ -795,7 +806,6 @@ fn a_thousand_connections_neither_stop_scrapes_nor_grow_the_exporter() {
         if answers.last() == Some(&503) {
             break;
         }
-        thread::sleep(Duration::from_millis(200));
     }
     assert_eq!(answers.last(), Some(&503), "{answers:?}");
     let peak_rss_kib = peak.stop();

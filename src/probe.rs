@@ -185,6 +185,8 @@ impl Probes {
             let seconds = seconds.min(86400.0);
             timeout = timeout.min(Duration::from_secs_f64(seconds - (seconds / 10.0).min(0.5)));
         }
+        // As logs print it: the values of query parameters named like secrets hidden.
+        let target = url.to_string();
         if !module.allow.name(&url.host, url.port) {
             return Err(self.refuse(modules, module, &target, "not in its allow list"));
         }

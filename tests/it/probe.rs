@@ -358,6 +358,29 @@ fn a_name_allowed_does_not_allow_loopback_addresses() {
     assert_eq!(counter(&exporter, "m", "refused"), 3.0);
 }
 
+/// A refused target is logged and answered as logs print URLs: a secret in its query hidden.
+#[test]
+fn a_refused_target_keeps_its_secrets() {
+    let target = Target::start(Reply::Json(TUTORIAL_DOC.into()));
+    let file = config(
+        "probe-refused-secret",
+        &format!(r#"{{"m": {}}}"#, module(r#"["10.0.0.0/8"]"#, "")),
+        "",
+    );
+    let exporter = start(&file, &[]);
+    let query = format!(
+        "target=http%3A%2F%2F127.0.0.1%3A{}%2Fstatus%3Ftoken%3Ds3cret",
+        target.addr.port()
+    );
+    let response = probe(&exporter, &query);
+    assert_eq!(response.status, 403, "{response:?}");
+    assert!(response.body.contains("token=***"), "{}", response.body);
+    let line = exporter.wait_for_log("probe: target", std::time::Duration::from_secs(10));
+    assert!(line.contains("token=***"), "{line}");
+    assert!(!response.body.contains("s3cret") && !line.contains("s3cret"));
+    assert!(target.seen().is_empty(), "the refused target was contacted");
+}
+
 #[test]
 fn a_range_allows_its_addresses_and_a_port_entry_its_port_only() {
     let target = Target::start(Reply::Json(TUTORIAL_DOC.into()));

@@ -86,32 +86,6 @@ pub const MAX_USERS_BYTES: u64 = 1024 * 1024;
 /// The largest mapping file read: a 100,000-metric mapping takes about 10 MiB.
 pub const MAX_MAPPING_BYTES: u64 = 32 * 1024 * 1024;
 
-/// `O_NONBLOCK`, so that opening a FIFO returns at once (its value on the architectures Linux
-/// shares it on; elsewhere the checks before and after the open still refuse a FIFO, but an
-/// open racing with a swap could wait for a writer).
-#[cfg(any(
-    target_arch = "x86_64",
-    target_arch = "x86",
-    target_arch = "aarch64",
-    target_arch = "arm",
-    target_arch = "riscv64",
-    target_arch = "powerpc64",
-    target_arch = "s390x",
-    target_arch = "loongarch64"
-))]
-const O_NONBLOCK: i32 = 0o4000;
-#[cfg(not(any(
-    target_arch = "x86_64",
-    target_arch = "x86",
-    target_arch = "aarch64",
-    target_arch = "arm",
-    target_arch = "riscv64",
-    target_arch = "powerpc64",
-    target_arch = "s390x",
-    target_arch = "loongarch64"
-)))]
-const O_NONBLOCK: i32 = 0;
-
 /// Reads the regular file at `path`, of at most `limit` bytes. The error is a sentence for a
 /// message: what is wrong and what to put there instead.
 pub fn read_file(path: &Path, limit: u64) -> Result<Vec<u8>, String> {
@@ -144,7 +118,8 @@ pub fn read_file(path: &Path, limit: u64) -> Result<Vec<u8>, String> {
     check(std::fs::metadata(path).map_err(|e| e.to_string())?)?;
     let mut file = std::fs::OpenOptions::new()
         .read(true)
-        .custom_flags(O_NONBLOCK)
+        // Non-blocking, so that opening a FIFO returns at once.
+        .custom_flags(libc::O_NONBLOCK)
         .open(path)
         .map_err(|e| e.to_string())?;
     // The file may have been replaced between the two looks: check what was opened.

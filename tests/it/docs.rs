@@ -85,6 +85,7 @@ const OTHER_NAMES: &[(&str, &str)] = &[
         "OpenSSL's variable, read by the HTTPS build (src/tls.rs)",
     ),
     ("HTTPS_TARGETS", "scripts/build-static.sh"),
+    ("O_NONBLOCK", "the open(2) flag, from libc (src/files.rs)"),
     ("DOCKER_BUILDKIT", "docker build"),
     (
         "CARGO_TARGET_MIPSEL_UNKNOWN_LINUX_MUSL_LINKER",

@@ -57,7 +57,8 @@ impl Labels {
             out.push(b',');
         }
         append(out, name.as_bytes());
-        out.extend_from_slice(b"=\"");
+        out.push(b'=');
+        out.push(b'"');
         append(out, escape(value, true).as_bytes());
         out.push(b'"');
     }
@@ -305,32 +306,68 @@ fn write_value_bytes(value: f64, out: &mut Vec<u8>) {
         out.extend_from_slice(b"NaN");
     } else if value.is_infinite() {
         out.extend_from_slice(if value > 0.0 { b"+Inf" } else { b"-Inf" });
-    } else if value.fract() == 0.0
-        && value.abs() < 1e15
-        && (value != 0.0 || value.is_sign_positive())
-    {
+    } else if value.abs() < 1e15 && is_whole(value) && (value != 0.0 || value.is_sign_positive()) {
         // Whole numbers, the most common, without the float formatter.
-        let mut digits = [0u8; 20];
-        let mut at = digits.len();
-        let mut n = value.abs() as u64;
-        loop {
-            at -= 1;
-            digits[at] = b'0' + (n % 10) as u8;
-            n /= 10;
-            if n == 0 {
-                break;
-            }
-        }
         if value < 0.0 {
             out.push(b'-');
         }
-        append(out, &digits[at..]);
+        write_digits(value.abs() as u64, 1, out);
+    } else if let Some((whole, fraction, places)) = short_decimal(value) {
+        // A few decimal places (`1.5`, `0.25`, `99.95`), also without it.
+        if value < 0.0 {
+            out.push(b'-');
+        }
+        write_digits(whole, 1, out);
+        out.push(b'.');
+        write_digits(fraction, places, out);
     } else if value != 0.0 && !(1e-5..1e17).contains(&value.abs()) {
         // Very large or very small: the positional form would run to hundreds of digits.
         let _ = write!(out, "{value:e}");
     } else {
         let _ = write!(out, "{value}");
     }
+}
+
+/// `value` (not whole) as a decimal of at most four places, whole part `whole` and fraction
+/// digits `fraction` (`places` of them, the last not 0), when one reads back as `value`: it is
+/// then the shortest decimal that does, which the float formatter would write. (It has at most
+/// 15 significant digits, and no two decimals of at most 15 significant digits read as the same
+/// `f64`: such a decimal is the only one that short, so none shorter reads as `value`.)
+fn short_decimal(value: f64) -> Option<(u64, u64, usize)> {
+    let mut scale = 1.0;
+    for places in 1..=4 {
+        scale *= 10.0;
+        let scaled = value.abs() * scale;
+        // `scaled / scale` is the f64 nearest the decimal, as reading the decimal gives.
+        if scaled < 1e15 && is_whole(scaled) && scaled / scale == value.abs() {
+            let (scaled, scale) = (scaled as u64, scale as u64);
+            let (mut fraction, mut places) = (scaled % scale, places);
+            while fraction % 10 == 0 && places > 1 {
+                fraction /= 10;
+                places -= 1;
+            }
+            return (fraction != 0).then_some((scaled / scale, fraction, places));
+        }
+    }
+    None
+}
+
+/// Whether `x` (under 10^15 in magnitude) is a whole number. (`fract` is a call to the C
+/// library's `trunc`, this one instruction each way.)
+fn is_whole(x: f64) -> bool {
+    x == (x as i64) as f64
+}
+
+/// Writes `n` in decimal, with leading zeros to at least `width` digits.
+fn write_digits(mut n: u64, width: usize, out: &mut Vec<u8>) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    while n > 0 || digits.len() - at < width {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+    }
+    append(out, &digits[at..]);
 }
 
 #[cfg(test)]

@@ -49,6 +49,62 @@ fn values() {
     check(f64::NEG_INFINITY, "-Inf");
 }
 
+/// The decimals written without the float formatter are what it writes: every value of up to
+/// four decimal places around the edges (whole parts near 10^15, fractions of one unit in the
+/// last place, zeros to strip), and a million random ones, of random magnitudes and places.
+#[test]
+fn short_decimals_are_what_the_float_formatter_writes() {
+    let check = |value: f64| {
+        let mut ours = Vec::new();
+        write_value_bytes(value, &mut ours);
+        let theirs = if value.fract() == 0.0 || !(1e-5..1e17).contains(&value.abs()) {
+            return;
+        } else {
+            format!("{value}")
+        };
+        assert_eq!(String::from_utf8_lossy(&ours), theirs, "{value:e}");
+    };
+    for text in [
+        "0.1",
+        "0.2",
+        "0.3",
+        "1.5",
+        "2.05",
+        "99.95",
+        "0.0001",
+        "0.0005",
+        "1.0001",
+        "-0.25",
+        "-7.125",
+        "123456789012.345",
+        "99999999999.9999",
+        "999999999999999.9",
+        "0.30000000000000004",
+        "4503599627370495.5",
+        "1.00005",
+        "0.00015",
+        "1e-5",
+        "12345.6789",
+    ] {
+        check(text.parse().unwrap());
+    }
+    assert_eq!(short_decimal(1.5), Some((1, 5, 1)));
+    assert_eq!(short_decimal(-99.95), Some((99, 95, 2)));
+    assert_eq!(short_decimal(0.0005), Some((0, 5, 4)));
+    assert_eq!(short_decimal(0.00005), None);
+    assert_eq!(short_decimal(0.1 + 0.2), None);
+    let mut rng = crate::rng::Rng::new(16);
+    for _ in 0..1_000_000 {
+        let places = rng.below(6) as i32;
+        let digits = 1 + rng.below(16) as u32;
+        let whole = rng.next() % 10u64.pow(digits);
+        let value = whole as f64 / 10f64.powi(places);
+        check(if rng.chance(50) { -value } else { value });
+        check(f64::from_bits(rng.next() >> 2));
+        check(rng.next() as f64 / 2f64.powi(rng.below(60) as i32));
+    }
+}
+
 fn sample_families() -> Vec<Family> {
     let mut health = Family::new("app_health", "Health", Kind::StateSet);
     health.push(&[("app_health", "healthy")], 1.0);

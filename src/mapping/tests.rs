@@ -923,3 +923,72 @@ fn a_plan_with_many_children_of_one_node_compiles_in_linear_time() {
     let (wide, tree) = (fastest(&wide), fastest(&tree));
     assert!(wide < tree * 5, "one wide node {wide:?}, a tree {tree:?}");
 }
+
+/// A repeated label set is found whatever the values hold: random values from characters that
+/// are escaped or take part in the line's syntax (`"`, `\`, newline, `,`, `=`, `}`), one or two
+/// labels, plain and enum metrics, thousands of elements (the table grows several times). The
+/// first element of each set is kept, as a set of label values says.
+#[test]
+fn repeated_label_sets_are_found_whatever_their_values() {
+    let mut rng = crate::rng::Rng::new(1614);
+    let pieces = ["a", "ab", "\"", "\\", "\n", ",", "=", "}", "q=\"1\"", ""];
+    for round in 0..20 {
+        let two = round % 2 == 1;
+        let value = |rng: &mut crate::rng::Rng| -> String {
+            (0..rng.below(4)).map(|_| rng.pick(&pieces)).collect()
+        };
+        let elements: Vec<(String, String)> = (0..1 + rng.below(3000))
+            .map(|_| {
+                (
+                    value(&mut rng),
+                    if two { value(&mut rng) } else { String::new() },
+                )
+            })
+            .collect();
+        let doc = serde_json::json!({
+            "e": elements.iter().enumerate()
+                .map(|(i, (a, b))| serde_json::json!({"a": a, "b": b, "v": i, "s": if i % 2 == 0 { "up" } else { "down" }}))
+                .collect::<Vec<_>>()
+        });
+        let labels = if two {
+            serde_json::json!({"x": "/a", "y": "/b"})
+        } else {
+            serde_json::json!({"x": "/a"})
+        };
+        let mapping = parse(
+            &serde_json::json!({"metrics": [
+                {"name": "plain", "help": "h", "each": "/e", "labels": labels, "path": "/v"},
+                {"name": "states", "help": "h", "type": "enum", "each": "/e", "labels": labels,
+                 "path": "/s", "states": ["up", "down"]}
+            ]})
+            .to_string(),
+        )
+        .unwrap();
+        let applied = apply(&mapping, doc.to_string().as_bytes(), usize::MAX).unwrap();
+        let mut seen = std::collections::HashSet::new();
+        let kept: Vec<usize> = (0..elements.len())
+            .filter(|&i| seen.insert(&elements[i]))
+            .collect();
+        let mut expected = String::new();
+        for i in &kept {
+            let mut written = crate::exposition::Labels::default();
+            written.push("x", &elements[*i].0);
+            if two {
+                written.push("y", &elements[*i].1);
+            }
+            expected += &format!(
+                "plain{{{}}} {i}\n",
+                String::from_utf8_lossy(written.as_bytes())
+            );
+        }
+        assert_eq!(
+            String::from_utf8_lossy(applied.families[0].lines()),
+            expected,
+            "round {round}"
+        );
+        assert_eq!(applied.families[1].len(), 2 * kept.len(), "round {round}");
+        let repeated = (elements.len() - kept.len()) as u64;
+        assert_eq!(applied.errors[0].count, repeated, "round {round}");
+        assert_eq!(applied.errors[1].count, repeated, "round {round}");
+    }
+}

@@ -215,18 +215,23 @@ fn request_bytes(target: &Target, path: &str, headers: &[(String, String)]) -> V
 /// Fetches the document that `request` describes, following redirects on the same scheme,
 /// host and port only: the headers, credentials among them, go nowhere else. `allow` is asked
 /// about every address the host resolves to, at every connection (each redirect makes a new
-/// one), before connecting to any: an `Err` ends the fetch with that failure.
+/// one), before connecting to any: an `Err` ends the fetch with that failure. The body is read
+/// into `reuse`, emptied first (an earlier body, whose memory is used again, or a new `Vec`).
 pub fn fetch(
     request: &Request,
     allow: &dyn Fn(SocketAddr) -> Result<(), Failure>,
+    mut reuse: Vec<u8>,
 ) -> Result<Vec<u8>, Failure> {
     let target = request.target;
     let headers = request_headers(request.headers, request.authorization);
     let mut path = target.path.clone();
     for _ in 0..=MAX_REDIRECTS {
-        match exchange(request, &path, &headers, allow)? {
+        match exchange(request, &path, &headers, allow, reuse)? {
             Answer::Body(body) => return Ok(body),
-            Answer::Redirect(location) => path = redirect_path(target, &path, &location)?,
+            Answer::Redirect(location, unused) => {
+                path = redirect_path(target, &path, &location)?;
+                reuse = unused;
+            }
         }
     }
     Err(Failure::new(
@@ -238,8 +243,9 @@ pub fn fetch(
 /// What one request brought.
 enum Answer {
     Body(Vec<u8>),
-    /// A redirect to this `Location`, escaped to a string (see [`location_text`]).
-    Redirect(String),
+    /// A redirect to this `Location`, escaped to a string (see [`location_text`]), and the
+    /// buffer for the body, unused.
+    Redirect(String, Vec<u8>),
 }
 
 /// One request on a new connection, and its answer.
@@ -248,6 +254,7 @@ fn exchange(
     path: &str,
     headers: &[(String, String)],
     allow: &dyn Fn(SocketAddr) -> Result<(), Failure>,
+    reuse: Vec<u8>,
 ) -> Result<Answer, Failure> {
     let target = request.target;
     let mut connection = connection::connect(
@@ -279,7 +286,7 @@ fn exchange(
             let location = head.location.as_deref().ok_or_else(|| {
                 Failure::new(Reason::Redirect, "a redirect without a Location header")
             })?;
-            return Ok(Answer::Redirect(location_text(location)?));
+            return Ok(Answer::Redirect(location_text(location)?, reuse));
         }
         code => return Err(Failure::new(Reason::HttpStatus, code.to_string())),
     }
@@ -288,12 +295,13 @@ fn exchange(
             return Err(Failure::new(
                 Reason::InvalidResponse,
                 format!(
-                    "the body is compressed ({coding}) although the request asked for none                      (Accept-Encoding: identity)"
+                    "the body is compressed ({coding}) although the request asked for none \
+                     (Accept-Encoding: identity)"
                 ),
             ));
         }
     }
-    response::read_body(&mut reader, &head, request.max_body_bytes).map(Answer::Body)
+    response::read_body(&mut reader, &head, request.max_body_bytes, reuse).map(Answer::Body)
 }
 
 /// A `Location` as text that can go into a request line: bytes outside ASCII and spaces

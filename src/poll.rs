@@ -11,6 +11,7 @@
 //! Knows nothing about HTTP serving or how the target is reached.
 
 use std::collections::{HashMap, VecDeque};
+use std::mem::take;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -70,6 +71,8 @@ pub struct Poller {
     max_series: usize,
     /// What the last poll's document gave; its memory is used again by the next.
     applied: mapping::Applied,
+    /// The last document, with its memory, for the next poll to read into.
+    body: Vec<u8>,
     polls: u64,
     /// Failed polls, indexed by `Reason as usize`.
     failures: [u64; Reason::ALL.len()],
@@ -102,6 +105,7 @@ impl Poller {
             mapping: Mapping::default(),
             max_series: settings.max_series,
             applied: mapping::Applied::default(),
+            body: Vec::new(),
             polls: 0,
             failures: [0; Reason::ALL.len()],
             mapping_errors: Vec::new(),
@@ -177,14 +181,16 @@ impl Poller {
             max_body_bytes: self.request.max_body_bytes,
             deadline: started + self.request.timeout,
         };
-        let fetched = client::fetch(&request, &client::any_address);
+        let fetched = client::fetch(&request, &client::any_address, take(&mut self.body));
         let result = fetched.and_then(|body| {
-            mapping::apply_into(&self.mapping, &body, self.max_series, &mut self.applied).map_err(
-                |e| match e {
-                    ApplyError::InvalidJson(e) => Failure::new(Reason::InvalidJson, e),
-                    too_many => Failure::new(Reason::TooManySeries, too_many.to_string()),
-                },
-            )
+            let applied =
+                mapping::apply_into(&self.mapping, &body, self.max_series, &mut self.applied);
+            // Kept, with its memory, for the next poll to read into.
+            self.body = body;
+            applied.map_err(|e| match e {
+                ApplyError::InvalidJson(e) => Failure::new(Reason::InvalidJson, e),
+                too_many => Failure::new(Reason::TooManySeries, too_many.to_string()),
+            })
         });
         self.last_duration = started.elapsed().as_secs_f64();
         self.polls += 1;

@@ -326,7 +326,7 @@ impl Probes {
                 "refused by the module's allow list",
             ))
         };
-        let result = client::fetch(&request, &allow).and_then(|body| {
+        let result = client::fetch(&request, &allow, Vec::new()).and_then(|body| {
             mapping::apply(&module.mapping, &body, self.max_series).map_err(|e| match e {
                 ApplyError::InvalidJson(e) => Failure::new(Reason::InvalidJson, e),
                 too_many => Failure::new(Reason::TooManySeries, too_many.to_string()),

@@ -355,12 +355,15 @@ fn bad_header_value(head: &[u8]) -> Failure {
     )
 }
 
-/// Reads the body that `head` announces, at most `max` bytes.
+/// Reads the body that `head` announces, at most `max` bytes, into `body` (emptied first: the
+/// memory of an earlier body, so that a poll of the same document touches no new memory).
 pub fn read_body<R: Read>(
     reader: &mut Reader<R>,
     head: &Head,
     max: usize,
+    mut body: Vec<u8>,
 ) -> Result<Vec<u8>, Failure> {
+    body.clear();
     let too_large = || {
         Failure::new(
             Reason::TooLarge,
@@ -376,7 +379,7 @@ pub fn read_body<R: Read>(
         Framing::Length(n) => {
             // At most `max`, a usize.
             let n = *n as usize;
-            let mut body = Vec::with_capacity(n);
+            body.reserve_exact(n);
             if !reader.read_into(&mut body, n).map_err(reading)? {
                 return Err(Failure::new(
                     Reason::InvalidResponse,
@@ -386,7 +389,6 @@ pub fn read_body<R: Read>(
             Ok(body)
         }
         Framing::Close => {
-            let mut body = Vec::new();
             reader
                 .read_into(&mut body, max.saturating_add(1))
                 .map_err(reading)?;
@@ -395,7 +397,7 @@ pub fn read_body<R: Read>(
             }
             Ok(body)
         }
-        Framing::Chunked => read_chunked(reader, max),
+        Framing::Chunked => read_chunked(reader, max, body),
         Framing::Unsupported(codings) => Err(Failure::new(
             Reason::InvalidResponse,
             format!("Transfer-Encoding {codings:?} is not supported (only chunked)"),
@@ -409,7 +411,11 @@ pub fn read_body<R: Read>(
 
 /// Decodes a chunked body (RFC 9112, section 7.1), at most `max` bytes of data; chunk-size
 /// lines and trailers are bounded too.
-fn read_chunked<R: Read>(reader: &mut Reader<R>, max: usize) -> Result<Vec<u8>, Failure> {
+fn read_chunked<R: Read>(
+    reader: &mut Reader<R>,
+    max: usize,
+    mut body: Vec<u8>,
+) -> Result<Vec<u8>, Failure> {
     let invalid =
         |what: &str| Failure::new(Reason::InvalidResponse, format!("bad chunking: {what}"));
     let truncated = || invalid("the body ends before its last chunk");
@@ -419,7 +425,6 @@ fn read_chunked<R: Read>(reader: &mut Reader<R>, max: usize) -> Result<Vec<u8>, 
         Err(LineError::TooLong) => Err(invalid(&format!("{what} over {max_line} bytes"))),
         Err(LineError::Io(e)) => Err(io_failure(&e, "while reading the body")),
     };
-    let mut body = Vec::new();
     loop {
         let size_line = line(reader, MAX_CHUNK_LINE, "a chunk-size line")?;
         let digits = size_line

@@ -255,7 +255,8 @@ fn read(bytes: &[u8], max: usize) -> Result<(u16, String), String> {
             if !(200..300).contains(&head.status) {
                 return Ok((head.status, String::new()));
             }
-            let body = response::read_body(&mut reader, &head, max).map_err(|f| f.to_string())?;
+            let body = response::read_body(&mut reader, &head, max, Vec::new())
+                .map_err(|f| f.to_string())?;
             Ok((head.status, String::from_utf8_lossy(&body).into_owned()))
         })
         .collect();

@@ -301,7 +301,7 @@ fn requests_are_plain_and_chunked_answers_are_read() {
         1.0,
     );
     assert!(
-        exporter.log_lines("failing")[0].contains("the body is compressed (gzip)"),
+        exporter.log_lines("failing")[0].contains("the body is compressed (gzip) although the request asked for none (Accept-Encoding: identity)"),
         "{:?}",
         exporter.stderr()
     );

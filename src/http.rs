@@ -133,9 +133,10 @@ pub struct Response {
 }
 
 /// A response body: parts sent one after the other, with the head, in one vectored write. A
-/// shared part (a snapshot's rendered text) is written from where it is: no response copies it.
+/// shared part (a snapshot's rendered text) is written from where it is: no response copies it,
+/// and neither does making a part of a `Vec`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Body(pub Vec<Arc<[u8]>>);
+pub struct Body(pub Vec<Arc<Vec<u8>>>);
 
 impl Body {
     /// Its length in bytes, all parts together.
@@ -150,7 +151,7 @@ impl Body {
 
 impl From<Vec<u8>> for Body {
     fn from(bytes: Vec<u8>) -> Body {
-        Body(vec![bytes.into()])
+        Body(vec![Arc::new(bytes)])
     }
 }
 

@@ -282,8 +282,8 @@ struct ProcessPart {
 }
 
 struct ProcessBody {
-    text: Arc<[u8]>,
-    gzip: Arc<[u8]>,
+    text: Arc<Vec<u8>>,
+    gzip: Arc<Vec<u8>>,
 }
 
 /// How old the process metrics of a scrape may be.
@@ -313,8 +313,8 @@ impl ProcessPart {
                 out.push_str(exposition::EOF);
             }
             ProcessBody {
-                gzip: gzip::stored(out.as_bytes()).into(),
-                text: Arc::from(out.into_bytes()),
+                gzip: Arc::new(gzip::stored(out.as_bytes())),
+                text: Arc::new(out.into_bytes()),
             }
         };
         ProcessPart {

@@ -25,9 +25,9 @@ pub const GZIP_MIN_BYTES: usize = 4096;
 /// One format's rendered text, shared by every scrape that serves it, and its gzip member.
 #[derive(Clone, Debug)]
 pub struct Body {
-    pub text: Arc<[u8]>,
+    pub text: Arc<Vec<u8>>,
     /// `text` as one gzip member; None when compression is off or `text` is small.
-    pub gzip: Option<Arc<[u8]>>,
+    pub gzip: Option<Arc<Vec<u8>>>,
 }
 
 /// The same families in both formats.
@@ -51,9 +51,10 @@ impl Rendition {
                 exposition::render(families, format, &mut out);
             }
             let compressed = (gzip && out.len() >= GZIP_MIN_BYTES)
-                .then(|| Arc::from(gzip::member(out.as_bytes())));
+                .then(|| Arc::new(gzip::member(out.as_bytes())));
             Body {
-                text: Arc::from(out.into_bytes()),
+                // Moved, not copied: a large exposition is a few MiB.
+                text: Arc::new(out.into_bytes()),
                 gzip: compressed,
             }
         };

@@ -193,9 +193,13 @@ pub fn current(shared: &Shared) -> (Arc<Snapshot>, bool) {
     (snapshot, fresh)
 }
 
-/// Makes `snapshot` the latest.
+/// Makes `snapshot` the latest. The one it replaces is dropped after the lock is released:
+/// freeing a large one takes a while, and scrapes wait for the lock.
 pub fn publish(shared: &Shared, snapshot: Snapshot) {
-    *shared.latest.lock().unwrap_or_else(PoisonError::into_inner) = Arc::new(snapshot);
+    let mut latest = shared.latest.lock().unwrap_or_else(PoisonError::into_inner);
+    let old = std::mem::replace(&mut *latest, Arc::new(snapshot));
+    drop(latest);
+    drop(old);
 }
 
 #[cfg(test)]

@@ -185,8 +185,12 @@ impl Poller {
         let result = fetched.and_then(|body| {
             let applied =
                 mapping::apply_into(&self.mapping, &body, self.max_series, &mut self.applied);
-            // Kept, with its memory, for the next poll to read into.
+            // Kept, with its memory, for the next poll to read into; not the memory of a much
+            // larger document than this one.
             self.body = body;
+            if self.body.capacity() > 2 * self.body.len() + 65536 {
+                self.body.shrink_to_fit();
+            }
             applied.map_err(|e| match e {
                 ApplyError::InvalidJson(e) => Failure::new(Reason::InvalidJson, e),
                 too_many => Failure::new(Reason::TooManySeries, too_many.to_string()),

@@ -237,8 +237,8 @@ struct FrameState<'a> {
 /// Label sets already given by the elements of an `each`: a table of their hashes (0 marks a
 /// free slot; open addressing, linear probing, at most three quarters full), each with where
 /// the first sample with them starts in the family's lines. Sixteen bytes a slot, so that the
-/// table of 10,000 label sets (256 KiB) stays in the cache beside the document and the lines. A table of
-/// our own: a `HashMap` for this one type added 4 KB to the binary.
+/// table of 10,000 label sets (256 KiB) stays in the cache beside the document and the lines.
+/// A table of our own: a `HashMap` for this one type added 4 KB to the binary.
 #[derive(Debug, Default)]
 struct Seen {
     slots: Vec<(u64, usize)>,

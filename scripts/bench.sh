@@ -150,7 +150,7 @@ EOF
     local cpu
     cpu=$(awk -v c=$((cpu1 - cpu0)) -v p=$((polls1 - polls0)) 'BEGIN { if (p > 0) printf "%.1f ms", c / p / 1e6; else print "no poll" }')
     echo "scale curve:       $series series, document $doc bytes, exposition $bytes bytes: poll ${ms[0]}–${ms[${#ms[@]} - 1]} ms, $cpu CPU per poll, $peak peak resident"
-    scale_rows+=("| $(grouped "$series") | $(grouped "$doc") | $(grouped "$bytes") | ${ms[0]}–${ms[${#ms[@]} - 1]} ms | $cpu | $peak |")
+    scale_rows+=("| $(grouped "$series") | $(grouped "$doc") | $(grouped "$bytes") | ${ms[0]}–${ms[${#ms[@]} - 1]} ms | ${ms[${#ms[@]} / 2]} ms | $cpu | $peak |")
     kill "$pid" "$served_pid"
   done
 }
@@ -373,7 +373,7 @@ for mapping in few many; do
   echo "1 MiB document:    $document_size bytes, $series series; poll ms, 10 polls sorted: $sorted"
   echo "memory with it:    $peak peak resident"
   read -r -a ms <<<"$sorted"
-  document_rows+=("| $(grouped "$series") | ${ms[0]}–${ms[${#ms[@]} - 1]} ms | $peak |")
+  document_rows+=("| $(grouped "$series") | ${ms[0]}–${ms[${#ms[@]} - 1]} ms | ${ms[${#ms[@]} / 2]} ms | $peak |")
   if [ "$mapping" = many ]; then
     # Bytes on the wire for one scrape: as curl asks (text), and as Prometheus asks (OpenMetrics,
     # gzip); and what compressing the snapshot costs each poll.
@@ -468,11 +468,10 @@ kind=$(describe "$bin")
   echo "A document of $(grouped "$document_size") bytes, served on loopback from memory by"
   echo "\`scripts/bench/same_bytes.rs\` (so that the figures are the exporter's own work, not a test"
   echo "server's), polled every 0.5 s: the shortest and the longest poll duration (fetch, parse, map)"
-  echo "of 10 polls,"
-  echo "and the peak resident memory of the exporter."
+  echo "of 10 polls, their median (the sixth shortest), and the peak resident memory of the exporter."
   echo
-  echo "| series | poll duration | peak resident memory |"
-  echo "|---|---|---|"
+  echo "| series | poll duration | median | peak resident memory |"
+  echo "|---|---|---|---|"
   printf '%s\n' "${document_rows[@]}"
   echo
   echo "One scrape of the 27,300 series, in bytes on the wire (the body, without the head):"
@@ -488,12 +487,13 @@ kind=$(describe "$bin")
     echo "## The scale curve"
     echo
     echo "Documents whose \`each\` gives 300 to 300,000 series, each polled every 0.5 s (2 s for the"
-    echo "largest): the poll duration (fetch, parse, map) of 8 polls, the CPU time of the whole process"
+    echo "largest): the poll duration (fetch, parse, map) of 8 polls, shortest–longest and median (the"
+    echo "fifth shortest), the CPU time of the whole process"
     echo "per poll (everything a poll costs: fetch, parse, map, render both formats, compress), the"
     echo "peak resident memory, and the size of the text exposition."
     echo
-    echo "| series | document bytes | exposition bytes | poll duration | CPU per poll | peak resident memory |"
-    echo "|---|---|---|---|---|---|"
+    echo "| series | document bytes | exposition bytes | poll duration | median | CPU per poll | peak resident memory |"
+    echo "|---|---|---|---|---|---|---|"
     printf '%s\n' "${scale_rows[@]}"
   fi
 } >"$work/measurements.md"

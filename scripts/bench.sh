@@ -23,7 +23,9 @@
 #                     document with a 300-metric mapping, and with those
 #                     plus `each` over 9,000 objects (27,300 series); peak RSS for each; for the
 #                     27,300 series, the bytes of a scrape on the wire with and without gzip, and
-#                     what compressing the snapshot costs each poll (scripts/bench/gzip_cost.rs)
+#                     what compressing the snapshot costs each poll (scripts/bench/gzip_cost.rs);
+#                     and what mapping the 27,300 series alone costs, in a loop in the same run
+#                     (scripts/bench/map_cost.rs, built for the benchmarked binary's target)
 #   scale curve       documents giving 300, 3,000, 30,000 and 300,000 series, each polled: the
 #                     poll duration (fetch, parse, map), the CPU time per poll of the whole process
 #                     (everything a poll costs: fetch, parse, map, render both formats, compress),
@@ -398,6 +400,17 @@ while read -r file plain packed ms; do
 done < <(target/release/examples/gzip_cost "$work/many.prom" "$work/many.om")
 echo "gzip cost:         $gzip_ms ms per poll (both formats, in the poller, after rendering)"
 echo "(poll time includes the fetch over loopback from same_bytes, which answers from memory)"
+# The mapping alone, in a loop: built like the benchmarked binary (static: musl's allocator and
+# memcpy, which the glibc build does not have), so that its figures compare with the polls'.
+map_cost=target/release/examples/map_cost
+map_target=()
+if [ "$(describe "$bin")" = static ] && rustup target list --installed 2>/dev/null | grep -qx x86_64-unknown-linux-musl; then
+  map_target=(--target x86_64-unknown-linux-musl)
+  map_cost=target/x86_64-unknown-linux-musl/release/examples/map_cost
+fi
+cargo build --release --quiet "${map_target[@]}" --example map_cost
+read -r map_min map_median < <("$map_cost" "$work/status" "$work/many.json")
+echo "mapping alone:     27,300 series, parse and map in a loop of 30: shortest $map_min ms, median $map_median ms"
 
 # The scale curve (the mapping's part: issue 16, item 2).
 scale_curve
@@ -479,6 +492,11 @@ kind=$(describe "$bin")
   echo "| asked for | bytes |"
   echo "|---|---|"
   printf '%s\n' "${wire_rows[@]}"
+  echo
+  echo "The mapping alone, the same document and mapping applied 30 times in a loop in the same run"
+  echo "(\`scripts/bench/map_cost.rs\`, built like the benchmarked binary): shortest $map_min ms, median"
+  echo "$map_median ms. A poll adds the fetch over loopback and a thread waking from sleep; a machine"
+  echo "whose other work slows the exporter down slows this loop down as much."
   echo
   echo "Compressing the snapshot (both formats, once per poll, in the poller after rendering,"
   echo "\`scripts/bench/gzip_cost.rs\`): $gzip_ms ms per poll."

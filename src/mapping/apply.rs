@@ -510,9 +510,15 @@ impl<'a, 'm> Run<'a, 'm> {
     }
 
     /// Where an error of metric `index` is, before its pointer: its `each` element, if any.
+    /// Only the first error's message is kept ([`Skipped`]): for the others this is empty, so
+    /// that an `each` whose every element is skipped does not build a message for each.
     fn at(&self, index: usize) -> String {
         let metric = &self.mapping.metrics[index];
-        let Some(each) = &metric.each else {
+        let Some(each) = metric
+            .each
+            .as_ref()
+            .filter(|_| self.errors[index].first.is_none())
+        else {
             return String::new();
         };
         let key = match &self.frames[self.plan.metrics[index].base].key {

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use crate::harness::prometheus::wait_within;
 use crate::harness::{
     self, app_part, command, get, run, temp_dir, value, write_atomically, Exporter, Reply,
     Response, Target, TUTORIAL_DOC, TUTORIAL_TEXT,
@@ -508,14 +509,16 @@ fn probe_in_background(exporter: &Exporter, query: &str) -> thread::JoinHandle<R
 
 /// Waits (at most 10 s) until `target` has received `count` requests.
 fn wait_seen(target: &Target, count: usize) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while target.seen().len() < count {
-        assert!(
-            Instant::now() < deadline,
-            "the target never got request {count}"
-        );
-        thread::sleep(Duration::from_millis(10));
-    }
+    let seen = || match target.seen().len() {
+        n if n >= count => Ok(()),
+        n => Err(format!("{n} requests")),
+    };
+    wait_within(
+        Duration::from_secs(10),
+        &format!("request {count} at the target"),
+        seen,
+        String::new,
+    );
 }
 
 #[test]
